@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/dbus-project/dbus/pack"
+)
+
+// Input reads a source and emits packets. See doc.go for the calling rules.
+type Input interface {
+	// Run emits packets until ctx ends (return nil or ctx.Err()) or the
+	// source is exhausted (return nil: the engine drains and, if every
+	// input has finished, stops). A returned error other than ctx.Err()
+	// restarts the input with backoff; packets already emitted stay in
+	// flight and are not lost.
+	Run(ctx context.Context, ic InputContext) error
+}
+
+// InputContext is what the engine gives an Input. Its methods must be
+// called from the goroutine running Input.Run, except Name, Log and
+// Checkpoint.
+type InputContext interface {
+	// Name is the input's configured name.
+	Name() string
+	// Log is the input's logger.
+	Log() *slog.Logger
+	// Stream opens (or returns the already open) stream id: an ordered
+	// sub-source with its own in-flight window and checkpoint, such as one
+	// Kafka partition or one file. The empty id is the input's default
+	// stream.
+	Stream(id string) (*Stream, error)
+	// NewPacket takes a packet from the input's pool, blocking while the
+	// pool is empty (back pressure) until ctx ends.
+	NewPacket(ctx context.Context) (*pack.Packet, error)
+	// Emit hands p, taken from NewPacket and filled, to the pipeline on
+	// stream s. Set p.Pos and pack.FlagBoundary before Emit if the
+	// position may be checkpointed once p is done. Emit may buffer p until
+	// the batch is full or Flush is called; it blocks under back pressure.
+	// After Emit the input must not touch p.
+	Emit(ctx context.Context, s *Stream, p *pack.Packet) error
+	// Mark records a checkpoint position on s that becomes committable once
+	// every packet emitted before it on s is done.
+	Mark(ctx context.Context, s *Stream, pos pack.Pos) error
+	// Flush publishes buffered packets. Call it before blocking on the
+	// source (an idle source must not hold packets back).
+	Flush(ctx context.Context) error
+	// Discard returns an unused packet from NewPacket to the pool.
+	Discard(p *pack.Packet)
+	// Paused blocks while an operator has paused this input, returning
+	// ctx.Err() if ctx ends. NewPacket calls it, so most inputs need not.
+	Paused(ctx context.Context) error
+}
+
+// Filter inspects, changes, drops or multiplies packets. Process is called
+// from one goroutine at a time for a given filter instance.
+type Filter interface {
+	// Process handles p. For every p it must do exactly one of:
+	//   - fc.Emit(p) (pass, possibly after changing it: call
+	//     fc.Writable(p) first and use the packet it returns);
+	//   - fc.Drop(p, reason) (discard on purpose: counted by reason);
+	//   - fc.Consume(p) after emitting derived packets (fc.Derive).
+	// An error drops nothing: the packet goes to the dead-letter output if
+	// one is configured, else it is held (not acked) and counted.
+	Process(fc FilterContext, p *pack.Packet) error
+}
+
+// FilterContext is what the engine gives a Filter during Process.
+type FilterContext interface {
+	Name() string
+	Log() *slog.Logger
+	// Emit passes p downstream.
+	Emit(p *pack.Packet)
+	// Drop releases p on purpose; reason is a short stable label
+	// ("sampled", "filtered_table") used as a metric label.
+	Drop(p *pack.Packet, reason string)
+	// Consume releases the filter's hold on p without counting a drop;
+	// used after emitting packets derived from p.
+	Consume(p *pack.Packet)
+	// Writable returns a packet that the filter may change: p itself when
+	// the filter is its only holder, else a copy (copy-on-write) that
+	// replaces p on this branch.
+	Writable(p *pack.Packet) (*pack.Packet, error)
+	// Derive returns a new empty packet derived from parent: parent is acked
+	// only when every derived packet is done. Pass it to Emit.
+	Derive(parent *pack.Packet) (*pack.Packet, error)
+}
+
+// Output delivers packets to a sink. Write is called from one goroutine.
+type Output interface {
+	// Write delivers batch. It returns nil once every packet is accepted
+	// by the sink (for a broker: acknowledged), then the engine acks them.
+	// A *BatchError names the packets that failed (others are acked); any
+	// other error fails the whole batch. Failed packets are retried with
+	// backoff, then sent to the dead-letter output, or held. Write must
+	// not keep references to packets after it returns.
+	Write(ctx context.Context, batch []*pack.Packet) error
+}
+
+// Completion is told the outcome of one AsyncOutput write.
+type Completion interface {
+	// Done reports the outcome: nil, a *BatchError, or an error for all.
+	// It must be called exactly once, from any goroutine.
+	Done(err error)
+}
+
+// AsyncOutput is an optional ability: the output accepts a batch and
+// reports its outcome later, so several batches can be in flight (up to
+// the output's in_flight setting). Order of batches is the order of
+// WriteAsync calls.
+type AsyncOutput interface {
+	WriteAsync(ctx context.Context, batch []*pack.Packet, c Completion)
+}
+
+// BatchError reports which packets of a batch failed. Errs[i] is the error
+// of batch[i] or nil.
+type BatchError struct {
+	Errs []error
+}
+
+func (e *BatchError) Error() string {
+	n := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	if first == nil {
+		return "batch error with no failed packet"
+	}
+	return first.Error() + " (and " + strconv.Itoa(n-1) + " more failed packets)"
+}
+
+// Optional abilities, found by type assertion.
+
+// Starter is implemented by plugins that connect before packets flow.
+// Start errors are reported like constructor errors.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Closer is implemented by plugins that hold resources. Close is called
+// once, after the plugin's last Run/Process/Write returned.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Flusher is implemented by outputs or filters that buffer internally;
+// Flush is called at shutdown (after the last Write) and before a
+// checkpoint is committed at shutdown. Filters may emit from Flush.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// Ticker is implemented by filters that act on time (windows, periodic
+// emission). Tick is called from the filter's goroutine about every
+// Interval, with the same FilterContext rules as Process, and may emit
+// new packets with fc.New.
+type Ticker interface {
+	TickInterval() time.Duration
+	Tick(fc TickContext) error
+}
+
+// TickContext lets a ticking filter emit packets it creates.
+type TickContext interface {
+	FilterContext
+	// New returns a new packet (not derived from any parent) from the
+	// filter's own pool. Emitted new packets are not tied to any source
+	// position.
+	New() (*pack.Packet, error)
+}
+
+// DryRunner is implemented by outputs that can run their real encode path
+// without sending (dbusd -dryrun). When absent, dry run replaces the
+// output with a discard sink.
+type DryRunner interface {
+	SetDryRun(on bool)
+}
+
+// Committer is implemented by inputs that must be told the committed
+// position of a stream (e.g. to commit Kafka offsets). Commit is called
+// after the engine saved the checkpoint, from the engine's commit
+// goroutine, never concurrently for the same input.
+type Committer interface {
+	Commit(ctx context.Context, stream string, pos pack.Pos) error
+}
+
+// Checkpoint is a stored position.
+type Checkpoint struct {
+	Offset int64  `json:"offset"`
+	Token  string `json:"token,omitempty"`
+}
+

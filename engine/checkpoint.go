@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// ErrFenced is returned by a CheckpointStore when this process no longer
+// owns the position it tried to write (cluster mode: another member holds
+// a newer epoch). The engine stops the affected input.
+var ErrFenced = errors.New("checkpoint write fenced: ownership lost")
+
+// CheckpointStore persists stream positions. Keys are "input/stream".
+// Implementations must be safe for concurrent use.
+type CheckpointStore interface {
+	// Load returns the saved checkpoint of key.
+	Load(key string) (Checkpoint, bool, error)
+	// Save durably stores every entry of cps (all or none where the store
+	// can do that).
+	Save(cps map[string]Checkpoint) error
+	Close() error
+}
+
+// MemoryStore keeps checkpoints in memory (dry runs, tests).
+type MemoryStore struct {
+	mu  sync.Mutex
+	cps map[string]Checkpoint
+	// Saves counts Save calls.
+	saves int
+}
+
+// NewMemoryStore returns an empty in-memory store.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{cps: map[string]Checkpoint{}} }
+
+// Load implements CheckpointStore.
+func (m *MemoryStore) Load(key string) (Checkpoint, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cp, ok := m.cps[key]
+	return cp, ok, nil
+}
+
+// Save implements CheckpointStore.
+func (m *MemoryStore) Save(cps map[string]Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range cps {
+		m.cps[k] = v
+	}
+	m.saves++
+	return nil
+}
+
+// Close implements CheckpointStore.
+func (m *MemoryStore) Close() error { return nil }
+
+// All returns a copy of every checkpoint.
+func (m *MemoryStore) All() map[string]Checkpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]Checkpoint, len(m.cps))
+	for k, v := range m.cps {
+		out[k] = v
+	}
+	return out
+}
+
+// FileStore keeps every checkpoint in one JSON file, rewritten atomically
+// on each Save: write a temporary file, fsync it, rename it over the old
+// one, fsync the directory. A crash leaves either the old or the new file.
+type FileStore struct {
+	mu   sync.Mutex
+	path string
+	cps  map[string]Checkpoint
+}
+
+type fileStoreDoc struct {
+	Version     int                   `json:"version"`
+	Checkpoints map[string]Checkpoint `json:"checkpoints"`
+}
+
+// OpenFileStore opens (creating dir if needed) the store file
+// dir/checkpoints.json.
+func OpenFileStore(dir string) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
+	}
+	fs := &FileStore{path: filepath.Join(dir, "checkpoints.json"), cps: map[string]Checkpoint{}}
+	data, err := os.ReadFile(fs.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("checkpoint file %s: %w", fs.path, err)
+	default:
+		var doc fileStoreDoc
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("checkpoint file %s is corrupt (move it away to start over, losing positions): %w", fs.path, err)
+		}
+		if doc.Checkpoints != nil {
+			fs.cps = doc.Checkpoints
+		}
+	}
+	return fs, nil
+}
+
+// Path returns the file's path.
+func (f *FileStore) Path() string { return f.path }
+
+// Load implements CheckpointStore.
+func (f *FileStore) Load(key string) (Checkpoint, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cp, ok := f.cps[key]
+	return cp, ok, nil
+}
+
+// Save implements CheckpointStore.
+func (f *FileStore) Save(cps map[string]Checkpoint) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := make(map[string]Checkpoint, len(f.cps)+len(cps))
+	for k, v := range f.cps {
+		next[k] = v
+	}
+	for k, v := range cps {
+		next[k] = v
+	}
+	data, err := json.MarshalIndent(fileStoreDoc{Version: 1, Checkpoints: next}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.path, data); err != nil {
+		return fmt.Errorf("save checkpoints to %s: %w", f.path, err)
+	}
+	f.cps = next
+	return nil
+}
+
+// Close implements CheckpointStore.
+func (f *FileStore) Close() error { return nil }
+
+// writeFileAtomic writes data to path through a temporary file, fsync and
+// rename, then fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	_, werr := tmp.Write(data)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(name)
+		return werr
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,564 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dbus-project/dbus/pack"
+	"github.com/dbus-project/dbus/ring"
+)
+
+// Options configure an Engine beyond its Config.
+type Options struct {
+	// Registry resolves classes; nil means Default.
+	Registry *Registry
+	// Store persists checkpoints; nil means a FileStore in
+	// engine.checkpoint_dir, or a MemoryStore when that is empty.
+	Store CheckpointStore
+	// DryRun replaces every output with an acking discard sink, except
+	// outputs implementing DryRunner, which run their encode path.
+	DryRun bool
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine runs one pipeline: the DAG compiled from a Config. Create it with
+// New, run it once with Run. See DESIGN.md for the goroutine layout and
+// shutdown order.
+type Engine struct {
+	cfg   *Config
+	opts  Options
+	reg   *Registry
+	log   *slog.Logger
+	g     *graph
+	store CheckpointStore
+
+	inputs  []*inputRunner
+	filters []*filterRunner
+	outputs []*outputRunner
+	inboxes map[*node]*inbox
+	stats   map[string]*NodeStats
+
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+	inCtx      context.Context
+	inCancel   context.CancelFunc
+
+	wg        sync.WaitGroup // every goroutine the engine starts
+	inputsWG  sync.WaitGroup
+	commitMu  sync.Mutex // serialises commits; guards Stream.savedGen/closed
+	started   atomic.Bool
+	startTime time.Time
+	hardStop  atomic.Bool
+}
+
+// inbox is the ring in front of a node that runs in its own goroutine
+// (outputs and unfused filters), with the number of goroutines that may
+// still put into it. The last producer to finish closes the ring.
+type inbox struct {
+	n         *node
+	ring      *ring.Ring[*pack.Packet]
+	producers atomic.Int32
+}
+
+func (ib *inbox) producerDone() {
+	if ib.producers.Add(-1) == 0 {
+		ib.ring.Close()
+	}
+}
+
+// New builds the engine: constructs every plugin (collecting all
+// constructor errors), compiles the DAG and preallocates rings and pools.
+// Nothing runs until Run.
+func New(cfg *Config, opts Options) (*Engine, error) {
+	if opts.Registry == nil {
+		opts.Registry = Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, opts: opts, reg: opts.Registry, log: opts.Logger, g: g,
+		inboxes: map[*node]*inbox{}, stats: map[string]*NodeStats{}}
+	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
+	e.inCtx, e.inCancel = context.WithCancel(e.hardCtx)
+
+	var errs []error
+	instances := map[*node]any{}
+	for _, n := range g.nodes {
+		inst, err := construct(n.pc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if opts.DryRun && n.pc.Kind == KindOutput {
+			if dr, ok := inst.(DryRunner); ok {
+				dr.SetDryRun(true)
+			} else {
+				inst = discardOutput{}
+			}
+		}
+		instances[n] = inst
+		e.stats[n.name()] = newNodeStats(n.name(), n.pc.Kind, n.pc.Class)
+	}
+	if len(errs) > 0 {
+		closeAll(instances)
+		return nil, errors.Join(errs...)
+	}
+	// Ticking filters need their own goroutine to be ticked.
+	for _, n := range g.nodes {
+		if _, ok := instances[n].(Ticker); ok {
+			n.fused = false
+		}
+	}
+	for _, n := range g.nodes {
+		if n.pc.Kind == KindInput || n.fused {
+			continue
+		}
+		size := cfg.Engine.Ring
+		r, err := ring.New[*pack.Packet](size, ring.MultiProducer)
+		if err != nil {
+			return nil, err
+		}
+		e.inboxes[n] = &inbox{n: n, ring: r}
+	}
+	if opts.Store != nil {
+		e.store = opts.Store
+	} else if cfg.Engine.CheckpointDir != "" {
+		fs, err := OpenFileStore(cfg.Engine.CheckpointDir)
+		if err != nil {
+			closeAll(instances)
+			return nil, err
+		}
+		e.store = fs
+	} else {
+		e.store = NewMemoryStore()
+	}
+	// Build the goroutine owners.
+	for _, n := range g.nodes {
+		switch {
+		case n.pc.Kind == KindInput:
+			ir, err := e.newInputRunner(n, instances[n].(Input))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.inputs = append(e.inputs, ir)
+		case n.pc.Kind == KindFilter && !n.fused:
+			fr, err := e.newFilterRunner(n, instances[n].(Filter), instances)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.filters = append(e.filters, fr)
+		case n.pc.Kind == KindOutput:
+			e.outputs = append(e.outputs, e.newOutputRunner(n, instances[n].(Output)))
+		}
+	}
+	if len(errs) > 0 {
+		closeAll(instances)
+		return nil, errors.Join(errs...)
+	}
+	// Wire fused chains into input and filter owners (needs instances).
+	for _, ir := range e.inputs {
+		ir.owner.edges = e.edgesFrom(&ir.owner, ir.n, instances)
+	}
+	for _, fr := range e.filters {
+		fr.owner.edges = e.edgesFrom(&fr.owner, fr.n, instances)
+	}
+	// Producer counts: every owner that may put into an inbox.
+	for _, ir := range e.inputs {
+		for _, ib := range ir.owner.targets {
+			ib.producers.Add(1)
+		}
+	}
+	for _, fr := range e.filters {
+		for _, ib := range fr.owner.targets {
+			ib.producers.Add(1)
+		}
+	}
+	for _, or := range e.outputs {
+		if or.dlq != nil {
+			or.dlq.producers.Add(1)
+		}
+	}
+	return e, nil
+}
+
+func construct(pc *PluginConfig) (any, error) {
+	var inst any
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("constructor panicked: %v", r)
+			}
+		}()
+		switch pc.Kind {
+		case KindInput:
+			inst, err = pc.Spec.NewInput(pc.Conf)
+		case KindFilter:
+			inst, err = pc.Spec.NewFilter(pc.Conf)
+		case KindOutput:
+			inst, err = pc.Spec.NewOutput(pc.Conf)
+		}
+	}()
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, &ConfigError{File: pc.Conf.File, Line: pc.Line, Msg: fmt.Sprintf("%s (%s): %v", pc.Name, pc.Class, err)}
+	}
+	if inst == nil {
+		return nil, &ConfigError{File: pc.Conf.File, Line: pc.Line, Msg: fmt.Sprintf("%s (%s): constructor returned nil", pc.Name, pc.Class)}
+	}
+	return inst, nil
+}
+
+func closeAll(instances map[*node]any) {
+	for _, inst := range instances {
+		if c, ok := inst.(Closer); ok {
+			c.Close(context.Background())
+		}
+	}
+}
+
+// edgesFrom returns the hand-offs from node n inside owner o: a ring for
+// every downstream node with its own goroutine, a fused chain otherwise.
+// It records the inboxes o may put into (for the close cascade).
+func (e *Engine) edgesFrom(o *owner, n *node, instances map[*node]any) []edge {
+	var out []edge
+	for _, d := range n.down {
+		if d.fused {
+			c := &chain{n: d, f: instances[d].(Filter), o: o, stats: e.stats[d.name()]}
+			c.fc = &filterCtx{c: c}
+			c.out = make([]*pack.Packet, 0, e.cfg.Engine.Batch)
+			if d.dlq != nil {
+				c.dlq = e.inboxes[d.dlq]
+				o.addTarget(c.dlq)
+			}
+			c.edges = e.edgesFrom(o, d, instances)
+			out = append(out, edge{chain: c})
+			continue
+		}
+		ib := e.inboxes[d]
+		o.addTarget(ib)
+		out = append(out, edge{inbox: ib})
+	}
+	return out
+}
+
+// Run starts the pipeline and blocks until ctx ends (orderly shutdown) or
+// every input has finished its source (drain and stop). Shutdown order:
+// stop inputs, flush their batches, drain rings in DAG order, flush and
+// close outputs, commit checkpoints, close the store. If draining takes
+// longer than engine.shutdown_timeout, the engine stops hard: unacked
+// packets are not committed (they will be read again) and Run says so.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called twice")
+	}
+	e.startTime = time.Now()
+	defer e.hardCancel()
+	if err := e.startPlugins(ctx); err != nil {
+		e.closePlugins()
+		e.store.Close()
+		return err
+	}
+	for _, or := range e.outputs {
+		e.goOwned(or.run)
+	}
+	for _, fr := range e.filters {
+		e.goOwned(fr.run)
+	}
+	for _, ir := range e.inputs {
+		e.inputsWG.Add(1)
+		e.goOwned(ir.run)
+	}
+	commitDone := make(chan struct{})
+	commitStop := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		e.commitLoop(commitStop)
+	}()
+	inputsDone := make(chan struct{})
+	go func() {
+		e.inputsWG.Wait()
+		close(inputsDone)
+	}()
+	select {
+	case <-ctx.Done():
+		e.log.Info("shutdown: stopping inputs")
+	case <-inputsDone:
+		e.log.Info("every input finished: draining")
+	}
+	e.inCancel()
+	allDone := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(allDone)
+	}()
+	var runErr error
+	timer := time.NewTimer(e.cfg.Engine.ShutdownTimeout)
+	select {
+	case <-allDone:
+		timer.Stop()
+	case <-timer.C:
+		e.hardStop.Store(true)
+		e.hardCancel()
+		<-allDone
+		runErr = fmt.Errorf("shutdown: drain did not finish within %s; stopped hard, %d packets not acked will be read again after restart",
+			e.cfg.Engine.ShutdownTimeout, e.InFlight())
+	}
+	close(commitStop)
+	<-commitDone
+	if err := e.commit(context.Background()); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	e.closePlugins()
+	if err := e.store.Close(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	e.log.Info("shutdown complete", "uptime", time.Since(e.startTime).Round(time.Millisecond))
+	return runErr
+}
+
+// goOwned starts f as an engine-owned goroutine.
+func (e *Engine) goOwned(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+func (e *Engine) startPlugins(ctx context.Context) error {
+	var started []Starter
+	start := func(name string, x any) error {
+		s, ok := x.(Starter)
+		if !ok {
+			return nil
+		}
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		started = append(started, s)
+		return nil
+	}
+	for _, or := range e.outputs {
+		if err := start(or.n.name(), or.out); err != nil {
+			return err
+		}
+	}
+	for _, fr := range e.filters {
+		if err := start(fr.n.name(), fr.chain.f); err != nil {
+			return err
+		}
+	}
+	for _, ir := range e.inputs {
+		for _, c := range ir.owner.chains() {
+			if err := start(c.n.name(), c.f); err != nil {
+				return err
+			}
+		}
+		if err := start(ir.n.name(), ir.in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) closePlugins() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	closeOne := func(name string, x any) {
+		if c, ok := x.(Closer); ok {
+			if err := c.Close(ctx); err != nil {
+				e.log.Warn("close plugin", "plugin", name, "err", err)
+			}
+		}
+	}
+	for _, ir := range e.inputs {
+		closeOne(ir.n.name(), ir.in)
+		for _, c := range ir.owner.chains() {
+			closeOne(c.n.name(), c.f)
+		}
+	}
+	for _, fr := range e.filters {
+		for _, c := range fr.owner.chains() {
+			closeOne(c.n.name(), c.f)
+		}
+		closeOne(fr.n.name(), fr.chain.f)
+	}
+	for _, or := range e.outputs {
+		closeOne(or.n.name(), or.out)
+	}
+}
+
+// InFlight returns the number of packets emitted and not yet done, over
+// every stream.
+func (e *Engine) InFlight() int {
+	n := 0
+	for _, ir := range e.inputs {
+		for _, s := range ir.streamList() {
+			n += s.InFlight()
+		}
+	}
+	return n
+}
+
+// commitLoop commits checkpoints every interval until stop closes.
+func (e *Engine) commitLoop(stop <-chan struct{}) {
+	t := time.NewTicker(e.cfg.Engine.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := e.commit(e.hardCtx); err != nil {
+				e.log.Error("checkpoint commit failed", "err", err)
+			}
+		}
+	}
+}
+
+// commit saves every stream checkpoint that moved since the last commit,
+// then tells Committer inputs.
+func (e *Engine) commit(ctx context.Context) error {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	type moved struct {
+		ir  *inputRunner
+		s   *Stream
+		gen uint64
+		cp  Checkpoint
+	}
+	var ms []moved
+	cps := map[string]Checkpoint{}
+	for _, ir := range e.inputs {
+		for _, s := range ir.streamList() {
+			off, tok, gen, ok := s.win.Checkpoint(s.tok[:0])
+			s.tok = tok[:0]
+			if !ok || gen == s.savedGen {
+				continue
+			}
+			cp := Checkpoint{Offset: off, Token: string(tok)}
+			cps[s.key] = cp
+			ms = append(ms, moved{ir, s, gen, cp})
+		}
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	if err := e.store.Save(cps); err != nil {
+		if errors.Is(err, ErrFenced) {
+			e.log.Error("checkpoint fenced: ownership lost, stopping inputs", "err", err)
+			e.inCancel()
+		}
+		return err
+	}
+	var errs []error
+	for _, m := range ms {
+		m.s.savedGen = m.gen
+		m.ir.stats.checkpoint(m.cp.Offset)
+		if c, ok := m.ir.in.(Committer); ok {
+			if err := c.Commit(ctx, m.s.id, pack.Pos{Offset: m.cp.Offset, Token: []byte(m.cp.Token)}); err != nil {
+				errs = append(errs, fmt.Errorf("commit %s: %w", m.s.key, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Checkpoints returns the committed checkpoint of every open stream.
+func (e *Engine) Checkpoints() map[string]Checkpoint {
+	out := map[string]Checkpoint{}
+	for _, ir := range e.inputs {
+		for _, s := range ir.streamList() {
+			if cp, ok, _ := e.store.Load(s.key); ok {
+				out[s.key] = cp
+			}
+		}
+	}
+	return out
+}
+
+// Stats returns a snapshot of every node's counters, sorted by name.
+func (e *Engine) Stats() []NodeSnapshot {
+	out := make([]NodeSnapshot, 0, len(e.stats))
+	for _, st := range e.stats {
+		out = append(out, st.snapshot())
+	}
+	for i := range out {
+		for _, ib := range e.inboxes {
+			if ib.n.name() == out[i].Name {
+				out[i].QueueLen, out[i].QueueCap = ib.ring.Len(), ib.ring.Cap()
+			}
+		}
+		for _, ir := range e.inputs {
+			if ir.n.name() == out[i].Name {
+				out[i].PoolFree, out[i].PoolCap = ir.owner.pool.Free(), ir.owner.pool.Cap()
+				for _, s := range ir.streamList() {
+					out[i].InFlight += s.InFlight()
+				}
+				out[i].Paused = ir.paused.Load()
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Pause stops the named input from taking new packets (its source is not
+// read while paused). Packets in flight continue.
+func (e *Engine) Pause(name string) error { return e.setPaused(name, true) }
+
+// Resume undoes Pause.
+func (e *Engine) Resume(name string) error { return e.setPaused(name, false) }
+
+func (e *Engine) setPaused(name string, on bool) error {
+	for _, ir := range e.inputs {
+		if ir.n.name() == name {
+			ir.setPaused(on)
+			return nil
+		}
+	}
+	if _, ok := e.g.byName[name]; ok {
+		return fmt.Errorf("%q is not an input: only inputs can be paused", name)
+	}
+	return fmt.Errorf("no plugin named %q", name)
+}
+
+// Config returns the engine's config.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// Uptime returns how long the engine has been running.
+func (e *Engine) Uptime() time.Duration {
+	if e.startTime.IsZero() {
+		return 0
+	}
+	return time.Since(e.startTime)
+}
+
+// sleepCtx sleeps d or until ctx ends; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

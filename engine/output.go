@@ -1,0 +1,411 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/dbus-project/dbus/pack"
+)
+
+// outputRunner runs one output in its own goroutine: it takes batches from
+// the inbox, writes them (several in flight for an AsyncOutput), acks what
+// the sink accepted, retries what failed, and sends what keeps failing to
+// the dead-letter output or holds it.
+type outputRunner struct {
+	e     *Engine
+	n     *node
+	out   Output
+	async AsyncOutput
+	inbox *inbox
+	dlq   *inbox
+	stats *NodeStats
+	rel   *pack.Releaser
+	buf   []*pack.Packet
+
+	slots []*slot
+	free  []*slot
+	comp  chan *slot
+	// failures counts consecutive failed writes, for the restart backoff.
+	panics int
+}
+
+// slot is one in-flight batch of an AsyncOutput.
+type slot struct {
+	r       *outputRunner
+	batch   []*pack.Packet
+	err     error
+	pending atomic.Bool
+	start   time.Time
+}
+
+// Done implements Completion.
+func (s *slot) Done(err error) {
+	if !s.pending.CompareAndSwap(true, false) {
+		return // stale or duplicate completion
+	}
+	s.err = err
+	s.r.comp <- s
+}
+
+func (e *Engine) newOutputRunner(n *node, out Output) *outputRunner {
+	or := &outputRunner{
+		e: e, n: n, out: out, inbox: e.inboxes[n], stats: e.stats[n.name()],
+		rel: pack.NewReleaser(256),
+		buf: make([]*pack.Packet, n.pc.Batch),
+	}
+	if n.dlq != nil {
+		or.dlq = e.inboxes[n.dlq]
+	}
+	if a, ok := out.(AsyncOutput); ok {
+		or.async = a
+		k := n.pc.InFlight
+		if k < 2 {
+			k = 2
+		}
+		or.comp = make(chan *slot, k)
+		for i := 0; i < k; i++ {
+			s := &slot{r: or, batch: make([]*pack.Packet, 0, n.pc.Batch)}
+			or.slots = append(or.slots, s)
+			or.free = append(or.free, s)
+		}
+	}
+	return or
+}
+
+func (or *outputRunner) run() {
+	e := or.e
+	defer func() {
+		if fl, ok := or.out.(Flusher); ok {
+			if err := fl.Flush(e.hardCtx); err != nil {
+				e.log.Error("output flush failed", "output", or.n.name(), "err", err)
+			}
+		}
+		or.rel.Flush()
+		if or.dlq != nil {
+			or.dlq.producerDone()
+		}
+	}()
+	if or.async != nil {
+		or.runAsync()
+		return
+	}
+	for {
+		n, err := or.inbox.ring.Get(e.hardCtx, or.buf)
+		if err != nil {
+			return
+		}
+		or.deliver(or.buf[:n])
+		clear(or.buf[:n])
+		or.rel.Flush()
+	}
+}
+
+// write calls Write, turning a panic into an error (and replacing the
+// instance).
+func (or *outputRunner) write(batch []*pack.Packet) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = or.onPanic(r)
+		}
+	}()
+	start := time.Now()
+	err = or.out.Write(or.e.hardCtx, batch)
+	or.stats.ackNanos.Add(uint64(time.Since(start)))
+	or.stats.batches.Add(1)
+	return err
+}
+
+func (or *outputRunner) onPanic(r any) error {
+	e := or.e
+	or.stats.panics.Add(1)
+	or.panics++
+	e.log.Error("output panicked: restarting it", "output", or.n.name(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	backoff := min(e.cfg.Engine.RestartBackoff<<min(or.panics-1, 8), 10*time.Second)
+	sleepCtx(e.hardCtx, backoff)
+	if inst, err := construct(or.n.pc); err == nil {
+		if e.opts.DryRun {
+			if dr, ok := inst.(DryRunner); ok {
+				dr.SetDryRun(true)
+			} else {
+				inst = discardOutput{}
+			}
+		}
+		if s, ok := inst.(Starter); ok {
+			if err := s.Start(e.hardCtx); err != nil {
+				e.log.Error("restarted output failed to start", "output", or.n.name(), "err", err)
+			}
+		}
+		or.out = inst.(Output)
+		or.async, _ = inst.(AsyncOutput)
+		or.stats.restarts.Add(1)
+	}
+	return fmt.Errorf("output %s panicked: %v", or.n.name(), r)
+}
+
+// ack releases delivered packets.
+func (or *outputRunner) ack(batch []*pack.Packet) {
+	var b uint64
+	for _, p := range batch {
+		b += uint64(len(p.Payload))
+		or.rel.Release(p)
+	}
+	or.stats.out.Add(uint64(len(batch)))
+	or.stats.bytes.Add(b)
+}
+
+// split acks the packets of batch that succeeded according to err and
+// compacts the failed ones to the front; it returns them and the error of
+// the first.
+func (or *outputRunner) split(batch []*pack.Packet, err error) ([]*pack.Packet, error) {
+	var be *BatchError
+	if !errors.As(err, &be) || len(be.Errs) != len(batch) {
+		return batch, err
+	}
+	k := 0
+	var first error
+	for i, p := range batch {
+		if be.Errs[i] == nil {
+			or.rel.Release(p)
+			or.stats.out.Add(1)
+			continue
+		}
+		if first == nil {
+			first = be.Errs[i]
+		}
+		batch[k] = p
+		k++
+	}
+	if first == nil {
+		first = err
+	}
+	return batch[:k], first
+}
+
+// deliver writes batch until it is accepted, retrying with backoff; after
+// the retry budget failed packets go to the dead-letter output, or, with
+// none, are retried until they succeed or the engine stops hard (held:
+// the source position is not committed past them).
+func (or *outputRunner) deliver(batch []*pack.Packet) {
+	or.stats.in.Add(uint64(len(batch)))
+	e := or.e
+	backoff := or.n.pc.RetryBackoff
+	attempt := 0
+	heldLogged := false
+	for len(batch) > 0 {
+		err := or.write(batch)
+		if err == nil {
+			or.ack(batch)
+			if heldLogged {
+				or.stats.held.Add(^uint64(len(batch) - 1))
+				e.log.Info("held packets delivered", "output", or.n.name(), "packets", len(batch))
+			}
+			return
+		}
+		batch, err = or.split(batch, err)
+		if len(batch) == 0 {
+			return
+		}
+		attempt++
+		if attempt > or.n.pc.Retries {
+			if or.dlq != nil {
+				or.stats.failed.Add(uint64(len(batch)))
+				for _, p := range batch {
+					deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
+				}
+				return
+			}
+			if !heldLogged {
+				heldLogged = true
+				or.stats.failed.Add(uint64(len(batch)))
+				or.stats.held.Add(uint64(len(batch)))
+				e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying; the input's checkpoint will not advance past them",
+					"output", or.n.name(), "packets", len(batch), "err", err)
+			}
+		} else {
+			e.log.Warn("output write failed: retrying", "output", or.n.name(), "attempt", attempt, "packets", len(batch), "err", err)
+		}
+		or.stats.retries.Add(1)
+		if !sleepCtx(e.hardCtx, backoff) {
+			return // hard stop: not acked, will be read again
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// runAsync keeps up to in_flight batches in the sink at once.
+func (or *outputRunner) runAsync() {
+	e := or.e
+	closed := false
+	for {
+		// Collect finished batches without blocking.
+		for drained := false; !drained; {
+			select {
+			case s := <-or.comp:
+				or.complete(s)
+			default:
+				drained = true
+			}
+		}
+		inflight := len(or.slots) - len(or.free)
+		if closed {
+			if inflight == 0 {
+				return
+			}
+			select {
+			case s := <-or.comp:
+				or.complete(s)
+			case <-e.hardCtx.Done():
+				return
+			}
+			continue
+		}
+		if len(or.free) == 0 {
+			select {
+			case s := <-or.comp:
+				or.complete(s)
+			case <-e.hardCtx.Done():
+				return
+			}
+			continue
+		}
+		s := or.free[len(or.free)-1]
+		var n int
+		var err error
+		if inflight > 0 {
+			n, err = or.inbox.ring.GetWait(e.hardCtx, s.batch[:cap(s.batch)], time.Millisecond)
+		} else {
+			n, err = or.inbox.ring.Get(e.hardCtx, s.batch[:cap(s.batch)])
+		}
+		if err != nil {
+			if e.hardCtx.Err() != nil {
+				return
+			}
+			closed = true
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		or.free = or.free[:len(or.free)-1]
+		s.batch = s.batch[:n]
+		or.stats.in.Add(uint64(n))
+		or.send(s)
+	}
+}
+
+// send hands slot s to the sink.
+func (or *outputRunner) send(s *slot) {
+	s.pending.Store(true)
+	s.start = time.Now()
+	or.stats.batches.Add(1)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err := or.onPanic(r)
+				s.Done(err)
+			}
+		}()
+		or.async.WriteAsync(or.e.hardCtx, s.batch, s)
+	}()
+}
+
+// complete handles a finished async batch: ack, or retry / dead-letter /
+// hold what failed, then free the slot.
+func (or *outputRunner) complete(s *slot) {
+	or.stats.ackNanos.Add(uint64(time.Since(s.start)))
+	if s.err == nil {
+		or.ack(s.batch)
+		or.recycle(s)
+		return
+	}
+	failed, err := or.split(s.batch, s.err)
+	if len(failed) == 0 {
+		or.recycle(s)
+		return
+	}
+	// Retry the failed packets synchronously through the same path as a
+	// sync output: the client library already retried them in order, so
+	// this is the engine's outer retry budget, then dead-letter or hold.
+	or.stats.retries.Add(1)
+	or.e.log.Warn("async output batch failed: retrying", "output", or.n.name(), "packets", len(failed), "err", err)
+	or.deliverAsyncRetry(failed)
+	or.recycle(s)
+}
+
+// deliverAsyncRetry re-sends failed packets one batch at a time and waits
+// for each outcome.
+func (or *outputRunner) deliverAsyncRetry(batch []*pack.Packet) {
+	e := or.e
+	backoff := or.n.pc.RetryBackoff
+	heldLogged := false
+	for attempt := 1; len(batch) > 0; attempt++ {
+		if !sleepCtx(e.hardCtx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, 30*time.Second)
+		done := make(chan error, 1)
+		cw := completionFunc(func(err error) {
+			select {
+			case done <- err:
+			default: // a second completion is a plugin bug; ignore it
+			}
+		})
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					done <- or.onPanic(r)
+				}
+			}()
+			or.async.WriteAsync(e.hardCtx, batch, cw)
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-e.hardCtx.Done():
+			return
+		}
+		if err == nil {
+			or.ack(batch)
+			if heldLogged {
+				or.stats.held.Add(^uint64(len(batch) - 1))
+			}
+			return
+		}
+		batch, err = or.split(batch, err)
+		if len(batch) == 0 {
+			return
+		}
+		if attempt >= or.n.pc.Retries {
+			if or.dlq != nil {
+				or.stats.failed.Add(uint64(len(batch)))
+				for _, p := range batch {
+					deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
+				}
+				return
+			}
+			if !heldLogged {
+				heldLogged = true
+				or.stats.failed.Add(uint64(len(batch)))
+				or.stats.held.Add(uint64(len(batch)))
+				e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying",
+					"output", or.n.name(), "packets", len(batch), "err", err)
+			}
+		}
+		or.stats.retries.Add(1)
+	}
+}
+
+func (or *outputRunner) recycle(s *slot) {
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	s.err = nil
+	or.rel.Flush()
+	or.free = append(or.free, s)
+}
+
+type completionFunc func(error)
+
+func (f completionFunc) Done(err error) { f(err) }

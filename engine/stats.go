@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// NodeStats holds one plugin's counters. Writers add once per batch;
+// readers (metrics, API, dry-run report) take snapshots.
+type NodeStats struct {
+	name  string
+	kind  Kind
+	class string
+
+	in, out      atomic.Uint64 // packets received / passed on (or delivered, for outputs)
+	bytes        atomic.Uint64 // payload bytes delivered (outputs)
+	failed       atomic.Uint64 // packets that failed (filter error, output error after retries)
+	retries      atomic.Uint64 // output write retries
+	deadLettered atomic.Uint64
+	held         atomic.Uint64 // packets held without a dead-letter output
+	panics       atomic.Uint64
+	restarts     atomic.Uint64
+	copies       atomic.Uint64 // copy-on-write copies
+	poolWaits    atomic.Uint64 // times an input waited for its pool
+	batches      atomic.Uint64 // output writes
+	ackNanos     atomic.Uint64 // sum of output write latencies
+	ckptOffset   atomic.Int64
+	ckptUnixNano atomic.Int64
+
+	dmu   sync.Mutex
+	drops map[string]*atomic.Uint64
+}
+
+func newNodeStats(name string, kind Kind, class string) *NodeStats {
+	return &NodeStats{name: name, kind: kind, class: class, drops: map[string]*atomic.Uint64{}}
+}
+
+func (s *NodeStats) drop(reason string) {
+	s.dmu.Lock()
+	c, ok := s.drops[reason]
+	if !ok {
+		c = new(atomic.Uint64)
+		s.drops[reason] = c
+	}
+	s.dmu.Unlock()
+	c.Add(1)
+}
+
+func (s *NodeStats) checkpoint(off int64) {
+	s.ckptOffset.Store(off)
+	s.ckptUnixNano.Store(nowNano())
+}
+
+// NodeSnapshot is a point-in-time copy of a node's counters.
+type NodeSnapshot struct {
+	Name         string            `json:"name"`
+	Kind         string            `json:"kind"`
+	Class        string            `json:"class"`
+	In           uint64            `json:"in"`
+	Out          uint64            `json:"out"`
+	Bytes        uint64            `json:"bytes"`
+	Failed       uint64            `json:"failed"`
+	Retries      uint64            `json:"retries"`
+	DeadLettered uint64            `json:"dead_lettered"`
+	Held         uint64            `json:"held"`
+	Panics       uint64            `json:"panics"`
+	Restarts     uint64            `json:"restarts"`
+	Copies       uint64            `json:"copies"`
+	PoolWaits    uint64            `json:"pool_waits"`
+	Batches      uint64            `json:"batches"`
+	WriteNanos   uint64            `json:"write_nanos"`
+	Drops        map[string]uint64 `json:"drops,omitempty"`
+	QueueLen     int               `json:"queue_len"`
+	QueueCap     int               `json:"queue_cap"`
+	PoolFree     int               `json:"pool_free"`
+	PoolCap      int               `json:"pool_cap"`
+	InFlight     int               `json:"in_flight"`
+	Paused       bool              `json:"paused"`
+	CkptOffset   int64             `json:"checkpoint_offset"`
+	CkptUnixNano int64             `json:"checkpoint_unix_nano"`
+}
+
+// DropTotal sums drops over reasons.
+func (n NodeSnapshot) DropTotal() uint64 {
+	var t uint64
+	for _, v := range n.Drops {
+		t += v
+	}
+	return t
+}
+
+func (s *NodeStats) snapshot() NodeSnapshot {
+	ns := NodeSnapshot{
+		Name: s.name, Kind: s.kind.String(), Class: s.class,
+		In: s.in.Load(), Out: s.out.Load(), Bytes: s.bytes.Load(), Failed: s.failed.Load(),
+		Retries: s.retries.Load(), DeadLettered: s.deadLettered.Load(), Held: s.held.Load(),
+		Panics: s.panics.Load(), Restarts: s.restarts.Load(), Copies: s.copies.Load(),
+		PoolWaits: s.poolWaits.Load(), Batches: s.batches.Load(), WriteNanos: s.ackNanos.Load(),
+		CkptOffset: s.ckptOffset.Load(), CkptUnixNano: s.ckptUnixNano.Load(),
+	}
+	s.dmu.Lock()
+	if len(s.drops) > 0 {
+		ns.Drops = make(map[string]uint64, len(s.drops))
+		keys := make([]string, 0, len(s.drops))
+		for k := range s.drops {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ns.Drops[k] = s.drops[k].Load()
+		}
+	}
+	s.dmu.Unlock()
+	return ns
+}

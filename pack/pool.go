@@ -1,0 +1,284 @@
+package pack
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/dbus-project/dbus/ring"
+)
+
+// PoolConfig bounds a Pool.
+type PoolConfig struct {
+	// Count is the number of packets (preallocated). Must be >= 1.
+	Count int
+	// MaxBytes bounds the payload+key bytes of packets that are out of the
+	// pool and have been accounted (see Account). 0 means no byte bound.
+	MaxBytes int64
+	// MaxPacketBytes: a released packet whose buffers grew beyond this many
+	// bytes has them dropped instead of keeping them pooled. 0 means 1 MiB.
+	MaxPacketBytes int
+	// BufSize preallocates each packet's payload buffer capacity.
+	BufSize int
+}
+
+// Pool is a bounded set of reusable packets owned by one Input (or one
+// filter goroutine). One goroutine takes packets (Get); any goroutine
+// returns them (through Packet.Release or a Releaser).
+type Pool struct {
+	free      *ring.Ring[*Packet]
+	slab      []Packet
+	maxBytes  int64
+	maxPacket int
+	outBytes  atomic.Int64
+	gets      atomic.Uint64 // packets handed out (metrics)
+
+	cache []*Packet // consumer-side batch cache (owner goroutine only)
+	head  int
+}
+
+// NewPool preallocates cfg.Count packets.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	if cfg.Count < 1 || cfg.Count > 1<<22 {
+		return nil, fmt.Errorf("pool: count %d out of range [1, %d]", cfg.Count, 1<<22)
+	}
+	if cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("pool: max bytes %d is negative", cfg.MaxBytes)
+	}
+	if cfg.MaxPacketBytes <= 0 {
+		cfg.MaxPacketBytes = 1 << 20
+	}
+	if cfg.BufSize < 0 || cfg.BufSize > cfg.MaxPacketBytes {
+		return nil, fmt.Errorf("pool: buffer size %d out of range [0, %d]", cfg.BufSize, cfg.MaxPacketBytes)
+	}
+	// The count is rounded up to a power of two so the free ring is
+	// exactly full when every packet is home: a packet returned twice
+	// then overflows it and is caught.
+	capacity := 2
+	for capacity < cfg.Count {
+		capacity <<= 1
+	}
+	cfg.Count = capacity
+	r, err := ring.New[*Packet](capacity, ring.MultiProducer)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{
+		free:      r,
+		slab:      make([]Packet, cfg.Count),
+		maxBytes:  cfg.MaxBytes,
+		maxPacket: cfg.MaxPacketBytes,
+		cache:     make([]*Packet, 0, 64),
+	}
+	batch := make([]*Packet, 0, 256)
+	var buf []byte
+	if cfg.BufSize > 0 {
+		buf = make([]byte, cfg.BufSize*cfg.Count)
+	}
+	for i := range p.slab {
+		pk := &p.slab[i]
+		pk.pool = p
+		pk.refs.Store(1)
+		if buf != nil {
+			pk.Payload = buf[i*cfg.BufSize : i*cfg.BufSize : (i+1)*cfg.BufSize]
+		}
+		batch = append(batch, pk)
+		if len(batch) == cap(batch) || i == len(p.slab)-1 {
+			if _, err := r.TryPut(batch); err != nil {
+				return nil, err
+			}
+			batch = batch[:0]
+		}
+	}
+	return p, nil
+}
+
+// Cap returns the number of packets the pool owns.
+func (p *Pool) Cap() int { return len(p.slab) }
+
+// Free returns the number of packets currently in the pool.
+func (p *Pool) Free() int { return p.free.Len() + len(p.cache) - p.head }
+
+// OutBytes returns the accounted bytes of packets out of the pool.
+func (p *Pool) OutBytes() int64 { return p.outBytes.Load() }
+
+// Gets returns how many packets the pool has handed out.
+func (p *Pool) Gets() uint64 { return p.gets.Load() }
+
+// Get returns a packet with one holder (the caller), blocking while the
+// pool is empty or over its byte bound: that is back pressure. It returns
+// ctx.Err() when ctx ends first. Only the pool's owner goroutine calls Get.
+func (p *Pool) Get(ctx context.Context) (*Packet, error) {
+	if p.head == len(p.cache) {
+		if err := p.refill(ctx); err != nil {
+			return nil, err
+		}
+	}
+	pk := p.cache[p.head]
+	p.cache[p.head] = nil
+	p.head++
+	return pk, nil
+}
+
+// TryGet returns a packet if one is free right now, else nil.
+func (p *Pool) TryGet() *Packet {
+	if p.head == len(p.cache) {
+		if p.maxBytes > 0 && p.outBytes.Load() >= p.maxBytes {
+			return nil
+		}
+		n, _ := p.free.TryGet(p.cache[:cap(p.cache)])
+		if n == 0 {
+			return nil
+		}
+		p.cache, p.head = p.cache[:n], 0
+		p.gets.Add(uint64(n))
+	}
+	pk := p.cache[p.head]
+	p.cache[p.head] = nil
+	p.head++
+	return pk
+}
+
+func (p *Pool) refill(ctx context.Context) error {
+	if p.maxBytes > 0 {
+		wait := 20 * time.Microsecond
+		for p.outBytes.Load() >= p.maxBytes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			if wait < time.Millisecond {
+				wait *= 2
+			}
+		}
+	}
+	n, err := p.free.Get(ctx, p.cache[:cap(p.cache)])
+	if err != nil {
+		return err
+	}
+	p.cache, p.head = p.cache[:n], 0
+	p.gets.Add(uint64(n))
+	return nil
+}
+
+// Account records pk's payload and key bytes as out of the pool and
+// returns them; the caller adds the sum of a batch with AddOut. The bytes
+// are given back when pk is recycled.
+func Account(pk *Packet) int64 {
+	n := int64(len(pk.Payload) + len(pk.Key))
+	pk.bytes += n
+	return n
+}
+
+// AddOut adds n accounted bytes to the pool's out-of-pool count (once per
+// batch).
+func (p *Pool) AddOut(n int64) { p.outBytes.Add(n) }
+
+// prepare resets pk for reuse and returns the bytes it had accounted.
+func (p *Pool) prepare(pk *Packet) int64 {
+	b := pk.bytes
+	if cap(pk.Payload) > p.maxPacket {
+		pk.Payload = nil
+	}
+	if cap(pk.Key) > p.maxPacket {
+		pk.Key = nil
+	}
+	if cap(pk.Pos.Token) > p.maxPacket {
+		pk.Pos.Token = nil
+	}
+	pk.Attrs.shrink(p.maxPacket)
+	pk.reset()
+	return b
+}
+
+// put returns one packet to the pool.
+func (p *Pool) put(pk *Packet) {
+	if b := p.prepare(pk); b != 0 {
+		p.outBytes.Add(-b)
+	}
+	one := [1]*Packet{pk}
+	if n, _ := p.free.TryPut(one[:]); n != 1 {
+		// The ring is sized to hold every packet the pool owns, so a
+		// full ring means a packet was returned twice.
+		panic("BUG: pack: pool overflow: packet returned twice")
+	}
+}
+
+// putBatch returns packets that were prepared by the caller.
+func (p *Pool) putBatch(pks []*Packet, bytes int64) {
+	if bytes != 0 {
+		p.outBytes.Add(-bytes)
+	}
+	if n, _ := p.free.TryPut(pks); n != len(pks) {
+		panic("BUG: pack: pool overflow: packet returned twice")
+	}
+}
+
+// Close wakes a goroutine blocked in Get; later Gets fail.
+func (p *Pool) Close() { p.free.Close() }
+
+// Releaser releases packets in bulk: recycled packets are returned to their
+// pool one batch at a time instead of one ring publish per packet. A
+// Releaser belongs to one goroutine; call Flush before that goroutine
+// blocks or exits.
+type Releaser struct {
+	pool  *Pool
+	buf   []*Packet
+	bytes int64
+}
+
+// NewReleaser returns a Releaser buffering up to n packets.
+func NewReleaser(n int) *Releaser {
+	if n < 1 {
+		n = 1
+	}
+	return &Releaser{buf: make([]*Packet, 0, n)}
+}
+
+// Release drops one holder of pk, recycling it in bulk if it was the last.
+func (r *Releaser) Release(pk *Packet) {
+	if pk.refs.Load() != 1 {
+		n := pk.refs.Add(-1)
+		if n > 0 {
+			return
+		}
+		if n < 0 {
+			panic("BUG: pack: packet released more times than retained")
+		}
+	}
+	pk.finish()
+	pl := pk.pool
+	if pl == nil {
+		return
+	}
+	if pl != r.pool || len(r.buf) == cap(r.buf) {
+		r.Flush()
+		r.pool = pl
+	}
+	r.bytes += pl.prepare(pk)
+	r.buf = append(r.buf, pk)
+}
+
+// ReleaseAll releases every packet of batch.
+func (r *Releaser) ReleaseAll(batch []*Packet) {
+	for _, pk := range batch {
+		r.Release(pk)
+	}
+}
+
+// Flush returns buffered packets to their pool.
+func (r *Releaser) Flush() {
+	if len(r.buf) > 0 {
+		r.pool.putBatch(r.buf, r.bytes)
+		clear(r.buf)
+		r.buf = r.buf[:0]
+		r.bytes = 0
+	}
+}

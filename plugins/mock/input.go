@@ -1,0 +1,148 @@
+package mock
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/pack"
+)
+
+// Input generates packets.
+type Input struct {
+	name     string
+	count    int64
+	rate     int64
+	size     int
+	keys     int64
+	streams  int
+	template []byte
+}
+
+func newInput(c *engine.Conf) (engine.Input, error) {
+	in := &Input{
+		name:    c.Name,
+		count:   c.Int("count"),
+		rate:    c.Int("rate"),
+		size:    int(c.Size("payload")),
+		keys:    c.Int("keys"),
+		streams: int(c.Int("streams")),
+	}
+	in.template = make([]byte, in.size)
+	for i := range in.template {
+		in.template[i] = 'x'
+	}
+	return in, nil
+}
+
+// Run implements engine.Input.
+func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
+	streams := make([]*engine.Stream, in.streams)
+	next := make([]int64, in.streams)
+	names := make([][]byte, in.streams)
+	for i := range streams {
+		id := ""
+		if in.streams > 1 {
+			id = strconv.Itoa(i)
+		}
+		s, err := ic.Stream(id)
+		if err != nil {
+			return err
+		}
+		streams[i] = s
+		if cp, ok := s.Resume(); ok {
+			next[i] = cp.Offset
+		}
+		names[i] = []byte(strconv.Itoa(i))
+	}
+	var (
+		start   = time.Now()
+		emitted int64
+		cur     int
+		done    int
+	)
+	for done < in.streams {
+		if ctx.Err() != nil {
+			return nil
+		}
+		i := cur
+		cur++
+		if cur == in.streams {
+			cur = 0
+		}
+		seq := next[i]
+		if in.count > 0 && seq >= in.count {
+			if seq == in.count {
+				next[i]++ // count this stream finished once
+				done++
+			}
+			continue
+		}
+		if in.rate > 0 && emitted%64 == 0 {
+			due := start.Add(time.Duration(emitted * int64(time.Second) / in.rate))
+			if d := time.Until(due); d > 0 {
+				if err := ic.Flush(ctx); err != nil {
+					return err
+				}
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				case <-t.C:
+				}
+			}
+		}
+		p, err := ic.NewPacket(ctx)
+		if err != nil {
+			return nil // ctx ended
+		}
+		p.Payload = appendPayload(p.Payload[:0], names[i], seq, in.template)
+		if in.keys > 0 {
+			p.Key = append(p.Key[:0], 'k')
+			p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
+		}
+		p.Ts = start.UnixNano() + emitted
+		p.Pos.Offset = seq + 1
+		p.Flags |= pack.FlagBoundary
+		if err := ic.Emit(ctx, streams[i], p); err != nil {
+			return nil
+		}
+		next[i] = seq + 1
+		emitted++
+	}
+	return ic.Flush(ctx)
+}
+
+// appendPayload writes "<stream>:<seq>" padded with the template's bytes
+// up to the template's size.
+func appendPayload(dst, stream []byte, seq int64, template []byte) []byte {
+	dst = append(dst, stream...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, seq, 10)
+	if len(dst) < len(template) {
+		dst = append(dst, template[len(dst):]...)
+	}
+	return dst
+}
+
+// ParsePayload returns the stream and sequence of a MockInput payload.
+func ParsePayload(b []byte) (stream string, seq int64, ok bool) {
+	i := 0
+	for i < len(b) && b[i] != ':' {
+		i++
+	}
+	if i == len(b) {
+		return "", 0, false
+	}
+	j := i + 1
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(b[i+1:j]), 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return string(b[:i]), n, true
+}
