@@ -196,4 +196,3 @@ type Checkpoint struct {
 	Offset int64  `json:"offset"`
 	Token  string `json:"token,omitempty"`
 }
-

@@ -101,5 +101,3 @@ func (fr *filterRunner) safe(f func() error) {
 		fr.e.log.Error("filter tick/flush failed", "filter", fr.n.name(), "err", err)
 	}
 }
-
-

@@ -48,11 +48,11 @@ type Packet struct {
 	Flags uint32
 
 	// Engine-owned fields. Plugins must not touch them.
-	refs    atomic.Int32
-	pool    *Pool
-	win     *Window
-	parent  *Packet
-	bytes   int64 // bytes accounted against the pool when emitted
+	refs   atomic.Int32
+	pool   *Pool
+	win    *Window
+	parent *Packet
+	bytes  int64 // bytes accounted against the pool when emitted
 }
 
 // reset clears every field so a recycled packet carries nothing over. The
