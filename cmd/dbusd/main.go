@@ -1,0 +1,256 @@
+// Command dbusd runs a dbus pipeline.
+//
+//	dbusd -conf FILE            run until SIGINT/SIGTERM (orderly shutdown, exit 0)
+//	dbusd -conf FILE -t         validate the config and exit (every error listed)
+//	dbusd -dryrun [-conf FILE]  replace outputs with acking sinks and report packets/s
+//	dbusd -duration 10s         stop cleanly after a duration
+//
+// Without -conf, dbusd runs its embedded default pipeline (a dry run of
+// MockInput -> MockFilter -> MockOutput).
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dbus-project/dbus/engine"
+	_ "github.com/dbus-project/dbus/plugins/all"
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	conf      string
+	check     bool
+	dryrun    bool
+	duration  time.Duration
+	version   bool
+	logLevel  string
+	logFormat string
+	report    time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("dbusd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.StringVar(&o.conf, "conf", "", "pipeline config `file` (default: the embedded dry-run pipeline)")
+	fs.BoolVar(&o.check, "t", false, "validate the config and exit")
+	fs.BoolVar(&o.dryrun, "dryrun", false, "replace outputs with acking sinks (or their dry-run mode) and report packets/s")
+	fs.DurationVar(&o.duration, "duration", 0, "stop cleanly after this long (0: run until signalled)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&o.report, "report", time.Second, "dry-run rate report interval")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return o, nil
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", o.logFormat)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "dbusd:", err)
+		return 2
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "dbusd %s %s %s/%s\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "dbusd:", err)
+		return 2
+	}
+	reg := engine.Default
+	var cfg *engine.Config
+	if o.conf == "" {
+		cfg, err = engine.Parse("<embedded default>", defaultConfig, reg)
+		o.dryrun = o.dryrun || !o.check
+	} else {
+		cfg, err = engine.LoadFile(o.conf, reg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
+		return 1
+	}
+	if o.check {
+		// Build (construct every plugin) without running, so constructor
+		// checks (bad templates, unknown compression...) are reported too.
+		e, err := engine.New(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log})
+		if err != nil {
+			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
+			return 1
+		}
+		_ = e
+		fmt.Fprintf(stdout, "%s: ok (%d plugins)\n", cfg.File, len(cfg.Plugins))
+		return 0
+	}
+	opts := engine.Options{Registry: reg, Logger: log, DryRun: o.dryrun}
+	if o.dryrun {
+		opts.Store = engine.NewMemoryStore()
+	}
+	e, err := engine.New(cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "dbusd: cannot build pipeline:\n%s\n", indent(err.Error()))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	var rep *reporter
+	if o.dryrun {
+		rep = newReporter(e, stderr)
+		go rep.loop(ctx, o.report)
+	}
+	log.Info("dbusd starting", "version", Version, "config", cfg.File, "dryrun", o.dryrun, "plugins", len(cfg.Plugins))
+	runErr := e.Run(ctx)
+	if rep != nil {
+		rep.summary(stdout)
+	}
+	if runErr != nil {
+		log.Error("dbusd stopped with an error", "err", runErr)
+		return 1
+	}
+	return 0
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// reporter prints per-plugin rates during a dry run and a JSON summary.
+type reporter struct {
+	e       *engine.Engine
+	w       io.Writer
+	start   time.Time
+	mallocs uint64
+	last    map[string]uint64
+	lastT   time.Time
+}
+
+func newReporter(e *engine.Engine, w io.Writer) *reporter {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return &reporter{e: e, w: w, start: time.Now(), mallocs: ms.Mallocs, last: map[string]uint64{}, lastT: time.Now()}
+}
+
+func (r *reporter) loop(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			dt := now.Sub(r.lastT).Seconds()
+			r.lastT = now
+			var parts []string
+			for _, s := range r.e.Stats() {
+				v := s.Out
+				if s.Kind == "output" {
+					v = s.Out
+				}
+				rate := float64(v-r.last[s.Name]) / dt
+				r.last[s.Name] = v
+				parts = append(parts, fmt.Sprintf("%s=%s/s", s.Name, human(rate)))
+			}
+			fmt.Fprintf(r.w, "dryrun %6.1fs  %s\n", now.Sub(r.start).Seconds(), strings.Join(parts, "  "))
+		}
+	}
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// Summary is the JSON line a dry run prints on exit.
+type Summary struct {
+	Packets         uint64            `json:"packets"`
+	Seconds         float64           `json:"seconds"`
+	PacketsPerSec   float64           `json:"packets_per_sec"`
+	AllocsPerPacket float64           `json:"allocs_per_packet"`
+	GOMAXPROCS      int               `json:"gomaxprocs"`
+	Plugins         map[string]uint64 `json:"plugins"`
+	Drops           uint64            `json:"drops"`
+}
+
+func (r *reporter) summary(w io.Writer) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	secs := time.Since(r.start).Seconds()
+	s := Summary{Seconds: secs, GOMAXPROCS: runtime.GOMAXPROCS(0), Plugins: map[string]uint64{}}
+	stats := r.e.Stats()
+	sort.Slice(stats, func(i, j int) bool { return stats[i].Name < stats[j].Name })
+	for _, st := range stats {
+		s.Plugins[st.Name] = st.Out
+		s.Drops += st.DropTotal()
+		if st.Kind == "output" {
+			s.Packets += st.Out
+		}
+	}
+	if secs > 0 {
+		s.PacketsPerSec = float64(s.Packets) / secs
+	}
+	if s.Packets > 0 {
+		s.AllocsPerPacket = float64(ms.Mallocs-r.mallocs) / float64(s.Packets)
+	}
+	b, _ := json.Marshal(s)
+	fmt.Fprintln(w, string(b))
+}
