@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func run(t testing.TB, reg *engine.Registry, yaml string, store engine.Checkpoin
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store})
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
@@ -141,4 +142,16 @@ outputs:
 	if copies == 0 {
 		t.Fatalf("expected copy-on-write copies on the shared branch")
 	}
+}
+
+type tlogWriter struct{ t testing.TB }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// testLogger logs through t, shown only for failing tests.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

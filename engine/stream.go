@@ -38,7 +38,10 @@ func (s *Stream) Resume() (Checkpoint, bool) {
 }
 
 // InFlight returns the number of packets emitted on s and not yet done.
-func (s *Stream) InFlight() int { return s.win.InFlight() }
+func (s *Stream) InFlight() int {
+	s.win.Advance()
+	return s.win.InFlight()
+}
 
 // Window exposes the stream's in-flight window (read-only use: metrics).
 func (s *Stream) Window() *pack.Window { return s.win }

@@ -97,8 +97,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 // Cap returns the number of packets the pool owns.
 func (p *Pool) Cap() int { return len(p.slab) }
 
-// Free returns the number of packets currently in the pool.
-func (p *Pool) Free() int { return p.free.Len() + len(p.cache) - p.head }
+// Free returns the number of packets in the pool's free ring (safe from
+// any goroutine; up to 64 more may sit in the owner's local cache).
+func (p *Pool) Free() int { return p.free.Len() }
 
 // OutBytes returns the accounted bytes of packets out of the pool.
 func (p *Pool) OutBytes() int64 { return p.outBytes.Load() }
