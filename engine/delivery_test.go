@@ -482,7 +482,9 @@ type asyncOut struct {
 	fail atomic.Int32
 }
 
-func (a *asyncOut) Write(context.Context, []*pack.Packet) error { return errors.New("sync path unused") }
+func (a *asyncOut) Write(context.Context, []*pack.Packet) error {
+	return errors.New("sync path unused")
+}
 
 func (a *asyncOut) WriteAsync(_ context.Context, b []*pack.Packet, c engine.Completion) {
 	a.mu.Lock()
