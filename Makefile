@@ -1,0 +1,56 @@
+# dbus Makefile: the targets are a contract (see README).
+GO      ?= go
+PKGS    ?= ./...
+TESTFLAGS ?=
+BIN     := bin
+
+.PHONY: all build test test-short bench bench-quick profile lint fuzz soak services-start services-stop clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/dbusd ./cmd/dbusd
+	$(GO) build -o $(BIN)/dbc ./cmd/dbc
+
+# The test command the README and .ci/run use. Integration tests need the
+# services (.ci/run starts them; `make services-start` does it locally).
+test:
+	$(GO) test -race -shuffle=on -timeout 25m $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+# Throughput profiles: micro-benchmarks and end-to-end dry-run scenarios,
+# one table with ratios to baselines measured in the same run, written to
+# perf/REPORT.md. BENCH_SCALE=0.2 for a quick run.
+bench:
+	$(GO) run ./bench/cmd/dbusbench -out perf/REPORT.md
+
+bench-quick:
+	$(GO) run ./bench/cmd/dbusbench -quick -out perf/REPORT-quick.md
+
+# CPU and allocation profiles of a 10 s dry run of the default pipeline.
+profile:
+	$(GO) run ./bench/cmd/dbusbench -profile perf -duration 10s
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Short fuzzing of every fuzz target (FUZZTIME=1m for longer).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzConfigParse -fuzztime $(FUZZTIME) ./engine/
+
+# Long soaks and kill loops (minutes); CI runs short versions of each.
+soak:
+	DBUS_SOAK=1 $(GO) test -race -timeout 60m -run 'Soak|Kill' -v $(PKGS)
+
+services-start:
+	bash .ci/services.sh start
+
+services-stop:
+	bash .ci/services.sh stop
+
+clean:
+	rm -rf $(BIN)
