@@ -1,0 +1,109 @@
+package engine_test
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/pack"
+	"github.com/dbus-project/dbus/plugins/mock"
+)
+
+// stepInput emits `per` packets each time it receives a step.
+type stepInput struct {
+	step chan struct{}
+	per  int
+	data []byte
+}
+
+func (s *stepInput) Run(ctx context.Context, ic engine.InputContext) error {
+	st, err := ic.Stream("")
+	if err != nil {
+		return err
+	}
+	var seq int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.step:
+		}
+		for i := 0; i < s.per; i++ {
+			p, err := ic.NewPacket(ctx)
+			if err != nil {
+				return nil
+			}
+			p.Payload = append(p.Payload[:0], s.data...)
+			p.Key = append(p.Key[:0], "key"...)
+			seq++
+			p.Pos.Offset = seq
+			p.Flags |= pack.FlagBoundary
+			if err := ic.Emit(ctx, st, p); err != nil {
+				return nil
+			}
+		}
+		if err := ic.Flush(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// countOutput counts acked packets.
+type countOutput struct{ n *atomic.Int64 }
+
+func (c countOutput) Write(_ context.Context, b []*pack.Packet) error {
+	c.n.Add(int64(len(b)))
+	return nil
+}
+
+func TestEngineAllocsPerPacketZero(t *testing.T) {
+	reg := engine.NewRegistry()
+	mock.Register(reg)
+	in := &stepInput{step: make(chan struct{}), per: 256, data: make([]byte, 128)}
+	var count atomic.Int64
+	reg.MustRegister(engine.Spec{Class: "Step", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) { return in, nil }})
+	reg.MustRegister(engine.Spec{Class: "Count", Kind: engine.KindOutput,
+		NewOutput: func(*engine.Conf) (engine.Output, error) { return countOutput{&count}, nil }})
+	cfg, err := engine.Parse("t.yaml", []byte(`
+engine: {checkpoint_interval: 1h}
+inputs:
+  - {name: in, class: Step, pool: 1024}
+filters:
+  - {name: f, class: MockFilter, match: in}
+outputs:
+  - {name: out, class: Count, match: f}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var want int64
+	step := func() {
+		in.step <- struct{}{}
+		want += int64(in.per)
+		for count.Load() < want {
+			runtime.Gosched()
+		}
+	}
+	for i := 0; i < 16; i++ { // warm every pooled packet
+		step()
+	}
+	allocs := testing.AllocsPerRun(100, step)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// One step moves 256 packets input -> filter -> output and acks them.
+	if perPacket := allocs / float64(in.per); allocs != 0 {
+		t.Fatalf("%.2f allocations per step of %d packets (%.4f per packet), want 0", allocs, in.per, perPacket)
+	}
+}
