@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "github.com/dbus-project/dbus/plugins/mock"
+	_ "github.com/dbus-project/dbus/plugins/stream"
 )
