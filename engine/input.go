@@ -265,6 +265,7 @@ func (ir *inputRunner) Flush(ctx context.Context) error {
 	}
 	ir.stats.in.Add(uint64(len(ir.batch)))
 	ir.stats.out.Add(uint64(len(ir.batch)))
+	ir.stats.tapBatch(ir.batch)
 	ir.dispatch(ir.edges, ir.batch)
 	clear(ir.batch)
 	ir.batch = ir.batch[:0]

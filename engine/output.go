@@ -190,6 +190,7 @@ func (or *outputRunner) split(batch []*pack.Packet, err error) ([]*pack.Packet, 
 // the source position is not committed past them).
 func (or *outputRunner) deliver(batch []*pack.Packet) {
 	or.stats.in.Add(uint64(len(batch)))
+	or.stats.tapBatch(batch)
 	e := or.e
 	backoff := or.n.pc.RetryBackoff
 	attempt := 0
@@ -292,6 +293,7 @@ func (or *outputRunner) runAsync() {
 		or.free = or.free[:len(or.free)-1]
 		s.batch = s.batch[:n]
 		or.stats.in.Add(uint64(n))
+		or.stats.tapBatch(s.batch)
 		or.send(s)
 	}
 }

@@ -118,6 +118,7 @@ func (c *chain) flushOut() {
 		return
 	}
 	c.stats.out.Add(uint64(len(c.out)))
+	c.stats.tapBatch(c.out)
 	c.o.dispatch(c.edges, c.out)
 	clear(c.out)
 	c.out = c.out[:0]

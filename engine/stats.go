@@ -30,6 +30,8 @@ type NodeStats struct {
 
 	dmu   sync.Mutex
 	drops map[string]*atomic.Uint64
+
+	tap atomic.Pointer[tapState]
 }
 
 func newNodeStats(name string, kind Kind, class string) *NodeStats {

@@ -120,12 +120,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.check {
 		// Build (construct every plugin) without running, so constructor
 		// checks (bad templates, unknown compression...) are reported too.
-		e, err := engine.New(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log})
-		if err != nil {
+		if _, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log}); err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1
 		}
-		_ = e
 		fmt.Fprintf(stdout, "%s: ok (%d plugins)\n", cfg.File, len(cfg.Plugins))
 		return 0
 	}
@@ -133,7 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.dryrun {
 		opts.Store = engine.NewMemoryStore()
 	}
-	e, err := engine.New(cfg, opts)
+	e, err := engine.NewSupervisor(cfg, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "dbusd: cannot build pipeline:\n%s\n", indent(err.Error()))
 		return 1
@@ -144,6 +142,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
+	}
+	if o.conf != "" {
+		go reloadOnSIGHUP(ctx, e, o.conf, reg, log)
 	}
 	var rep *reporter
 	if o.dryrun {
@@ -166,9 +167,38 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
+// reloadOnSIGHUP re-reads the config file on SIGHUP and applies it as a
+// diff; a config that fails leaves the running pipeline untouched.
+func reloadOnSIGHUP(ctx context.Context, sup *engine.Supervisor, path string, reg *engine.Registry, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			cfg, err := engine.LoadFile(path, reg)
+			if err != nil {
+				log.Error("reload rejected: config invalid, pipeline unchanged", "config", path, "err", err)
+				continue
+			}
+			gen, err := sup.Reload(cfg)
+			if err != nil {
+				log.Error("reload failed", "config", path, "generation", gen, "err", err)
+				continue
+			}
+			log.Info("reloaded", "config", path, "generation", gen)
+		}
+	}
+}
+
+// statser is what the reporter reads.
+type statser interface{ Stats() []engine.NodeSnapshot }
+
 // reporter prints per-plugin rates during a dry run and a JSON summary.
 type reporter struct {
-	e       *engine.Engine
+	e       statser
 	w       io.Writer
 	start   time.Time
 	mallocs uint64
@@ -176,7 +206,7 @@ type reporter struct {
 	lastT   time.Time
 }
 
-func newReporter(e *engine.Engine, w io.Writer) *reporter {
+func newReporter(e statser, w io.Writer) *reporter {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return &reporter{e: e, w: w, start: time.Now(), mallocs: ms.Mallocs, last: map[string]uint64{}, lastT: time.Now()}
@@ -198,9 +228,6 @@ func (r *reporter) loop(ctx context.Context, every time.Duration) {
 			var parts []string
 			for _, s := range r.e.Stats() {
 				v := s.Out
-				if s.Kind == "output" {
-					v = s.Out
-				}
 				rate := float64(v-r.last[s.Name]) / dt
 				r.last[s.Name] = v
 				parts = append(parts, fmt.Sprintf("%s=%s/s", s.Name, human(rate)))

@@ -1,0 +1,450 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Supervisor runs a Config as independent components — the connected parts
+// of the DAG, each an Engine of its own — and applies reloads as a diff:
+// components whose plugins are unchanged keep running; changed or removed
+// ones are drained (stop inputs, drain, flush, commit) and replaced; new
+// ones start. A reload that fails validation or construction changes
+// nothing. Every applied reload bumps the generation.
+//
+// Why components and not single plugins: filters run fused in their
+// upstream's goroutine and the DAG is compiled to static hand-offs, so a
+// changed plugin needs its component re-wired; an untouched component is
+// independent and keeps running. See DESIGN.md.
+type Supervisor struct {
+	opts  Options
+	store CheckpointStore
+
+	mu      sync.Mutex // serialises Run start, reloads and component changes
+	cfg     *Config
+	comps   map[string]*component
+	runCtx  context.Context
+	running bool
+	gen     atomic.Int64
+	start   time.Time
+
+	reloading atomic.Bool
+	wg        sync.WaitGroup
+	doneCh    chan struct{} // signalled when a component finishes
+}
+
+type component struct {
+	key    string
+	names  []string
+	e      *Engine
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// ErrReloadInProgress is returned by Reload while another reload runs.
+var ErrReloadInProgress = errors.New("a reload is already in progress")
+
+// NewSupervisor validates cfg and constructs every component's plugins.
+func NewSupervisor(cfg *Config, opts Options) (*Supervisor, error) {
+	if opts.Registry == nil {
+		opts.Registry = Default
+	}
+	store := opts.Store
+	if store == nil {
+		if cfg.Engine.CheckpointDir != "" {
+			fs, err := OpenFileStore(cfg.Engine.CheckpointDir)
+			if err != nil {
+				return nil, err
+			}
+			store = fs
+		} else {
+			store = NewMemoryStore()
+		}
+	}
+	s := &Supervisor{opts: opts, store: store, comps: map[string]*component{}, doneCh: make(chan struct{}, 64)}
+	comps, err := s.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
+	for _, c := range comps {
+		s.comps[c.key] = c
+	}
+	s.gen.Store(1)
+	return s, nil
+}
+
+// split returns the components of cfg: each a Config with the same engine
+// block and the plugins of one connected part of the DAG (match and
+// dead_letter edges), with a key that changes when any of them changes.
+func split(cfg *Config) ([]*Config, []string, error) {
+	g, err := compile(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	parent := make([]int, len(g.nodes))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int) { parent[find(a)] = find(b) }
+	for _, n := range g.nodes {
+		for _, d := range n.down {
+			union(n.idx, d.idx)
+		}
+		if n.dlq != nil {
+			union(n.idx, n.dlq.idx)
+		}
+	}
+	groups := map[int][]*PluginConfig{}
+	var order []int
+	for _, n := range g.nodes {
+		r := find(n.idx)
+		if _, ok := groups[r]; !ok {
+			order = append(order, r)
+		}
+		groups[r] = append(groups[r], n.pc)
+	}
+	var cfgs []*Config
+	var keys []string
+	engineKey := fmt.Sprintf("%+v", cfg.Engine)
+	for _, r := range order {
+		sub := &Config{File: cfg.File, Engine: cfg.Engine, Plugins: groups[r], Sections: cfg.Sections, Raw: cfg.Raw}
+		h := sha256.New()
+		h.Write([]byte(engineKey))
+		for _, pc := range groups[r] {
+			h.Write([]byte(pluginKey(pc)))
+		}
+		cfgs = append(cfgs, sub)
+		keys = append(keys, hex.EncodeToString(h.Sum(nil))[:16])
+	}
+	return cfgs, keys, nil
+}
+
+// pluginKey is a canonical rendering of everything that configures pc.
+func pluginKey(pc *PluginConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%d|%v|%d|%d|%d|%d|%d|%s|%s|%d;", pc.Name, pc.Class, pc.Kind, pc.Match, pc.Pool, pc.PoolBytes,
+		pc.Window, pc.InFlight, pc.Retries, pc.RetryBackoff, pc.DeadLetter, pc.Batch)
+	keys := make([]string, 0, len(pc.Conf.vals)+len(pc.Conf.nodes))
+	for k := range pc.Conf.vals {
+		keys = append(keys, k)
+	}
+	for k := range pc.Conf.nodes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v, ok := pc.Conf.vals[k]; ok {
+			fmt.Fprintf(&b, "%s=%v;", k, v)
+		} else {
+			raw, _ := yaml.Marshal(pc.Conf.nodes[k])
+			fmt.Fprintf(&b, "%s=%s;", k, raw)
+		}
+	}
+	return b.String()
+}
+
+// nopCloseStore shares one store between components; the supervisor
+// closes it.
+type nopCloseStore struct{ CheckpointStore }
+
+func (nopCloseStore) Close() error { return nil }
+
+// build constructs engines for the components of cfg whose key is not in
+// keep. It returns every component of cfg (kept ones from keep).
+func (s *Supervisor) build(cfg *Config, keep map[string]*component) ([]*component, error) {
+	cfgs, keys, err := split(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out, fresh []*component
+	var errs []error
+	for i, sub := range cfgs {
+		if c, ok := keep[keys[i]]; ok {
+			out = append(out, c)
+			continue
+		}
+		opts := s.opts
+		opts.Store = nopCloseStore{s.store}
+		e, err := New(sub, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c := &component{key: keys[i], e: e}
+		for _, pc := range sub.Plugins {
+			c.names = append(c.names, pc.Name)
+		}
+		out = append(out, c)
+		fresh = append(fresh, c)
+	}
+	if len(errs) > 0 {
+		for _, c := range fresh {
+			c.e.closePlugins()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// Run runs every component until ctx ends (orderly shutdown of all) or
+// every component finished; then it closes the checkpoint store.
+func (s *Supervisor) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("supervisor: Run called twice")
+	}
+	s.running = true
+	s.runCtx = ctx
+	s.start = time.Now()
+	for _, c := range s.comps {
+		s.startComp(ctx, c)
+	}
+	s.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+		case <-s.doneCh:
+			if !s.allDone() {
+				continue
+			}
+		}
+		break
+	}
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, c := range s.comps {
+		if c.err != nil {
+			errs = append(errs, c.err)
+		}
+	}
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Supervisor) allDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.comps {
+		select {
+		case <-c.done:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Supervisor) startComp(ctx context.Context, c *component) {
+	cctx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	c.done = make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.err = c.e.Run(cctx)
+		close(c.done)
+		select {
+		case s.doneCh <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// Reload applies cfg as a diff and returns the new generation. It fails,
+// changing nothing, if cfg does not build, or if another reload runs.
+func (s *Supervisor) Reload(cfg *Config) (int64, error) {
+	if !s.reloading.CompareAndSwap(false, true) {
+		return s.gen.Load(), ErrReloadInProgress
+	}
+	defer s.reloading.Store(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	comps, err := s.build(cfg, s.comps)
+	if err != nil {
+		return s.gen.Load(), fmt.Errorf("reload rejected, pipeline unchanged: %w", err)
+	}
+	next := map[string]*component{}
+	for _, c := range comps {
+		next[c.key] = c
+	}
+	// Drain and stop what changed or went away; each engine commits its
+	// checkpoints before Run returns.
+	var stopErrs []error
+	for key, c := range s.comps {
+		if _, ok := next[key]; ok {
+			continue
+		}
+		if s.running && c.done != nil {
+			c.cancel()
+			<-c.done
+			if c.err != nil {
+				stopErrs = append(stopErrs, c.err)
+			}
+		} else {
+			c.e.closePlugins()
+		}
+	}
+	for key, c := range next {
+		if _, ok := s.comps[key]; ok {
+			continue
+		}
+		if s.running {
+			s.startComp(s.runCtx, c)
+		}
+	}
+	s.comps = next
+	s.cfg = cfg
+	gen := s.gen.Add(1)
+	return gen, errors.Join(stopErrs...)
+}
+
+// Generation counts applied configs (1 for the first).
+func (s *Supervisor) Generation() int64 { return s.gen.Load() }
+
+// Config returns the running config.
+func (s *Supervisor) Config() *Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// Engines returns the running components' engines.
+func (s *Supervisor) Engines() []*Engine {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Engine, 0, len(s.comps))
+	for _, c := range s.comps {
+		out = append(out, c.e)
+	}
+	return out
+}
+
+func (s *Supervisor) engineOf(name string) (*Engine, bool) {
+	for _, e := range s.Engines() {
+		if _, ok := e.g.byName[name]; ok {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// Stats returns every node's counters, sorted by name.
+func (s *Supervisor) Stats() []NodeSnapshot {
+	var out []NodeSnapshot
+	for _, e := range s.Engines() {
+		out = append(out, e.Stats()...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Pause pauses the named input.
+func (s *Supervisor) Pause(name string) error {
+	e, ok := s.engineOf(name)
+	if !ok {
+		return fmt.Errorf("no plugin named %q", name)
+	}
+	return e.Pause(name)
+}
+
+// Resume resumes the named input.
+func (s *Supervisor) Resume(name string) error {
+	e, ok := s.engineOf(name)
+	if !ok {
+		return fmt.Errorf("no plugin named %q", name)
+	}
+	return e.Resume(name)
+}
+
+// Tap taps the named node; see Engine.Tap.
+func (s *Supervisor) Tap(ctx context.Context, name string, opts TapOptions) (<-chan TapRecord, error) {
+	e, ok := s.engineOf(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	return e.Tap(ctx, name, opts)
+}
+
+// Checkpoints returns the committed checkpoint of every open stream.
+func (s *Supervisor) Checkpoints() map[string]Checkpoint {
+	out := map[string]Checkpoint{}
+	for _, e := range s.Engines() {
+		for k, v := range e.Checkpoints() {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Uptime returns how long Run has been running.
+func (s *Supervisor) Uptime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.start.IsZero() {
+		return 0
+	}
+	return time.Since(s.start)
+}
+
+// Edge is one DAG edge for display.
+type Edge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Kind string `json:"kind"` // "match" or "dead_letter"
+}
+
+// Graph returns the running DAG's edges.
+func (s *Supervisor) Graph() []Edge {
+	var out []Edge
+	for _, e := range s.Engines() {
+		for _, n := range e.g.nodes {
+			for _, d := range n.down {
+				out = append(out, Edge{From: n.name(), To: d.name(), Kind: "match"})
+			}
+			if n.dlq != nil {
+				out = append(out, Edge{From: n.name(), To: n.dlq.name(), Kind: "dead_letter"})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].From != out[j].From {
+			return out[i].From < out[j].From
+		}
+		return out[i].To < out[j].To
+	})
+	return out
+}
+
+// InFlight returns the packets in flight over every component.
+func (s *Supervisor) InFlight() int {
+	n := 0
+	for _, e := range s.Engines() {
+		n += e.InFlight()
+	}
+	return n
+}
