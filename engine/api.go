@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -195,4 +196,27 @@ type Committer interface {
 type Checkpoint struct {
 	Offset int64  `json:"offset"`
 	Token  string `json:"token,omitempty"`
+}
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err to say that retrying cannot help (a mapping error, a
+// record over the broker's size limit): the engine skips its retry budget
+// and sends the packet straight to the dead-letter output (or holds it).
+// Use it for a whole-batch error or inside BatchError.Errs.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
 }

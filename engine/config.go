@@ -37,6 +37,7 @@ type EngineConfig struct {
 	CheckpointInterval time.Duration // how often acked positions are committed
 	ShutdownTimeout    time.Duration // drain budget before a hard stop
 	RestartBackoff     time.Duration // first delay before restarting a failed plugin
+	HeldWarn           time.Duration // report outputs holding packets longer than this
 }
 
 // DefaultEngineConfig returns the defaults of the engine block.
@@ -51,6 +52,7 @@ func DefaultEngineConfig() EngineConfig {
 		CheckpointInterval: time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		RestartBackoff:     100 * time.Millisecond,
+		HeldWarn:           30 * time.Second,
 	}
 }
 
@@ -242,8 +244,10 @@ func (p *parser) engine(n *yaml.Node, ec *EngineConfig) {
 			ec.ShutdownTimeout = p.durRange(v, where, time.Millisecond, 24*time.Hour)
 		case "restart_backoff":
 			ec.RestartBackoff = p.durRange(v, where, time.Millisecond, time.Hour)
+		case "held_warn":
+			ec.HeldWarn = p.durRange(v, where, time.Millisecond, 24*time.Hour)
 		default:
-			p.errf(k.Line, "unknown key %q in engine (want batch, ring, pool, pool_bytes, window, max_packet_bytes, checkpoint_dir, checkpoint_interval, shutdown_timeout, restart_backoff)", k.Value)
+			p.errf(k.Line, "unknown key %q in engine (want batch, ring, pool, pool_bytes, window, max_packet_bytes, checkpoint_dir, checkpoint_interval, shutdown_timeout, restart_backoff, held_warn)", k.Value)
 		}
 	}
 	if ec.Pool < 2*ec.Batch && len(p.errs) == 0 {

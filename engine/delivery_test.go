@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -528,4 +529,99 @@ outputs:
 	if cp, _, _ := store.Load("gen"); cp.Offset != n {
 		t.Fatalf("checkpoint %d, want %d", cp.Offset, n)
 	}
+}
+
+// permOut rejects packets whose seq is odd permanently, once.
+type permOut struct{ rec *mock.Recorder }
+
+func (o permOut) Write(ctx context.Context, b []*pack.Packet) error {
+	errs := make([]error, len(b))
+	failed := false
+	var ok []*pack.Packet
+	for i, p := range b {
+		if _, seq, _ := mock.ParsePayload(p.Payload); seq%2 == 1 {
+			errs[i] = engine.Permanent(errors.New("mapping rejected"))
+			failed = true
+			continue
+		}
+		ok = append(ok, p)
+	}
+	o.rec.Write(ctx, ok)
+	if failed {
+		return &engine.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+func TestEnginePermanentErrorsSkipRetries(t *testing.T) {
+	rec, dlq := mock.NewRecorder(), mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Dlq": dlq})
+	reg.MustRegister(engine.Spec{Class: "Perm", Kind: engine.KindOutput,
+		NewOutput: func(*engine.Conf) (engine.Output, error) { return permOut{rec}, nil }})
+	const n = 1000
+	e, err := run(t, reg, fmt.Sprintf(`
+inputs:
+  - {name: gen, class: MockInput, count: %d, payload: 8}
+outputs:
+  - {name: out, class: Perm, match: gen, retries: 5, retry_backoff: 1s, dead_letter: dlq}
+  - {name: dlq, class: Dlq}
+`, n), engine.NewMemoryStore(), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Len() != n/2 || dlq.Len() != n/2 {
+		t.Fatalf("delivered %d, dead-lettered %d, want %d each", rec.Len(), dlq.Len(), n/2)
+	}
+	if r := stat(t, e, "out").Retries; r != 0 {
+		t.Fatalf("permanent errors were retried %d times", r)
+	}
+}
+
+func TestEngineHeldPacketWatchdogNamesStuckOutput(t *testing.T) {
+	reg := testRegistry(t, nil)
+	cfg, err := engine.Parse("t.yaml", []byte(`
+engine: {held_warn: 50ms}
+inputs:
+  - {name: gen, class: MockInput, count: 10, payload: 8}
+outputs:
+  - {name: stuck, class: MockOutput, latency: 400ms, match: gen}
+  - {name: fine, class: MockOutput, match: gen}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	time.Sleep(250 * time.Millisecond)
+	if s := e.Stuck(); len(s) != 1 || s[0] != "stuck" {
+		t.Fatalf("stuck outputs %v, want [stuck]", s)
+	}
+	if h := stat(t, e, "stuck").HeldSeconds; h < 0.05 {
+		t.Fatalf("held_seconds %.3f, want > 0.05", h)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "output=stuck") || strings.Contains(logs.String(), "output=fine") {
+		t.Fatalf("watchdog log should name only the stuck output:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

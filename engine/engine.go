@@ -421,6 +421,8 @@ func (e *Engine) InFlight() int {
 func (e *Engine) commitLoop(stop <-chan struct{}) {
 	t := time.NewTicker(e.cfg.Engine.CheckpointInterval)
 	defer t.Stop()
+	w := time.NewTicker(min(time.Second, e.cfg.Engine.HeldWarn/2+time.Millisecond))
+	defer w.Stop()
 	for {
 		select {
 		case <-stop:
@@ -429,8 +431,39 @@ func (e *Engine) commitLoop(stop <-chan struct{}) {
 			if err := e.commit(e.hardCtx); err != nil {
 				e.log.Error("checkpoint commit failed", "err", err)
 			}
+		case <-w.C:
+			e.watchHeld()
 		}
 	}
+}
+
+// watchHeld is the held-packet watchdog: an output that has held a batch
+// longer than engine.held_warn is reported by name, once per episode (the
+// held_seconds stat shows it continuously).
+func (e *Engine) watchHeld() {
+	now := nowNano()
+	for _, or := range e.outputs {
+		st := or.stats
+		hs := st.holdSince.Load()
+		held := hs != 0 && time.Duration(now-hs) > e.cfg.Engine.HeldWarn
+		if held && st.stuck.CompareAndSwap(false, true) {
+			e.log.Warn("output holds packets longer than held_warn: sink stuck or slow, checkpoints wait for it",
+				"output", or.n.name(), "held", time.Duration(now-hs).Round(time.Millisecond), "held_warn", e.cfg.Engine.HeldWarn)
+		} else if !held && st.stuck.CompareAndSwap(true, false) {
+			e.log.Info("output no longer holds packets past held_warn", "output", or.n.name())
+		}
+	}
+}
+
+// Stuck reports the names of outputs currently past held_warn.
+func (e *Engine) Stuck() []string {
+	var out []string
+	for _, or := range e.outputs {
+		if or.stats.stuck.Load() {
+			out = append(out, or.n.name())
+		}
+	}
+	return out
 }
 
 // commit saves every stream checkpoint that moved since the last commit,

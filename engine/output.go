@@ -156,24 +156,38 @@ func (or *outputRunner) ack(batch []*pack.Packet) {
 	or.stats.bytes.Add(b)
 }
 
-// split acks the packets of batch that succeeded according to err and
-// compacts the failed ones to the front; it returns them and the error of
-// the first.
+// split acks the packets of batch that succeeded according to err,
+// dead-letters (or holds) those whose error is permanent, and compacts the
+// retryable failures to the front; it returns them and the error of the
+// first.
 func (or *outputRunner) split(batch []*pack.Packet, err error) ([]*pack.Packet, error) {
 	var be *BatchError
 	if !errors.As(err, &be) || len(be.Errs) != len(batch) {
+		if IsPermanent(err) && or.dlq != nil {
+			or.stats.failed.Add(uint64(len(batch)))
+			for _, p := range batch {
+				deadLetter(or.e, or.e.hardCtx, or.n, or.dlq, or.stats, p, err)
+			}
+			return batch[:0], err
+		}
 		return batch, err
 	}
 	k := 0
 	var first error
 	for i, p := range batch {
-		if be.Errs[i] == nil {
+		perr := be.Errs[i]
+		if perr == nil {
 			or.rel.Release(p)
 			or.stats.out.Add(1)
 			continue
 		}
+		if IsPermanent(perr) && or.dlq != nil {
+			or.stats.failed.Add(1)
+			deadLetter(or.e, or.e.hardCtx, or.n, or.dlq, or.stats, p, perr)
+			continue
+		}
 		if first == nil {
-			first = be.Errs[i]
+			first = perr
 		}
 		batch[k] = p
 		k++
@@ -191,6 +205,8 @@ func (or *outputRunner) split(batch []*pack.Packet, err error) ([]*pack.Packet, 
 func (or *outputRunner) deliver(batch []*pack.Packet) {
 	or.stats.in.Add(uint64(len(batch)))
 	or.stats.tapBatch(batch)
+	or.stats.holdSince.Store(nowNano())
+	defer or.stats.holdSince.Store(0)
 	e := or.e
 	backoff := or.n.pc.RetryBackoff
 	attempt := 0
@@ -295,6 +311,7 @@ func (or *outputRunner) runAsync() {
 		or.stats.in.Add(uint64(n))
 		or.stats.tapBatch(s.batch)
 		or.send(s)
+		or.updateHold()
 	}
 }
 
@@ -406,6 +423,21 @@ func (or *outputRunner) recycle(s *slot) {
 	s.err = nil
 	or.rel.Flush()
 	or.free = append(or.free, s)
+	or.updateHold()
+}
+
+// updateHold publishes the start time of the oldest in-flight batch for
+// the held-packet watchdog.
+func (or *outputRunner) updateHold() {
+	var oldest int64
+	for _, s := range or.slots {
+		if len(s.batch) > 0 && !s.start.IsZero() {
+			if t := s.start.UnixNano(); oldest == 0 || t < oldest {
+				oldest = t
+			}
+		}
+	}
+	or.stats.holdSince.Store(oldest)
 }
 
 type completionFunc func(error)

@@ -32,6 +32,12 @@ type NodeStats struct {
 	drops map[string]*atomic.Uint64
 
 	tap atomic.Pointer[tapState]
+
+	// holdSince is when the oldest batch this output still holds was
+	// handed to it (unix nanos), 0 when it holds nothing. The held-packet
+	// watchdog reads it.
+	holdSince atomic.Int64
+	stuck     atomic.Bool
 }
 
 func newNodeStats(name string, kind Kind, class string) *NodeStats {
@@ -81,6 +87,9 @@ type NodeSnapshot struct {
 	Paused       bool              `json:"paused"`
 	CkptOffset   int64             `json:"checkpoint_offset"`
 	CkptUnixNano int64             `json:"checkpoint_unix_nano"`
+	// HeldSeconds is how long the oldest batch an output holds has been
+	// waiting for its sink (0 when idle).
+	HeldSeconds float64 `json:"held_seconds"`
 }
 
 // DropTotal sums drops over reasons.
@@ -100,6 +109,9 @@ func (s *NodeStats) snapshot() NodeSnapshot {
 		Panics: s.panics.Load(), Restarts: s.restarts.Load(), Copies: s.copies.Load(),
 		PoolWaits: s.poolWaits.Load(), Batches: s.batches.Load(), WriteNanos: s.ackNanos.Load(),
 		CkptOffset: s.ckptOffset.Load(), CkptUnixNano: s.ckptUnixNano.Load(),
+	}
+	if hs := s.holdSince.Load(); hs != 0 {
+		ns.HeldSeconds = float64(nowNano()-hs) / 1e9
 	}
 	s.dmu.Lock()
 	if len(s.drops) > 0 {
