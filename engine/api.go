@@ -48,6 +48,11 @@ type InputContext interface {
 	// Flush publishes buffered packets. Call it before blocking on the
 	// source (an idle source must not hold packets back).
 	Flush(ctx context.Context) error
+	// CloseStream gives stream s up: it flushes, waits (bounded by ctx) until
+	// every packet emitted on s is done, commits its checkpoint and forgets
+	// it. Inputs call it when a stream goes away (a revoked Kafka
+	// partition, a deleted file).
+	CloseStream(ctx context.Context, s *Stream) error
 	// Discard returns an unused packet from NewPacket to the pool.
 	Discard(p *pack.Packet)
 	// Paused blocks while an operator has paused this input, returning
@@ -183,6 +188,15 @@ type TickContext interface {
 type DryRunner interface {
 	SetDryRun(on bool)
 }
+
+// LagReporter is an optional Input ability: how far behind its source it
+// is in time (binlog: now minus the last event's time). It is called at
+// scrape time and must be cheap and safe from any goroutine.
+type LagReporter interface{ Lag() time.Duration }
+
+// RecordLagReporter is an optional Input ability: how many records behind
+// its source it is (Kafka consumer lag).
+type RecordLagReporter interface{ LagRecords() int64 }
 
 // Committer is implemented by inputs that must be told the committed
 // position of a stream (e.g. to commit Kafka offsets). Commit is called

@@ -614,7 +614,15 @@ type Conf struct {
 	vals  map[string]any
 	nodes map[string]*yaml.Node
 	lines map[string]int
+	// offline is set when the engine is built with Options.Offline.
+	offline bool
 }
+
+// Offline reports that the plugin is being built without its environment
+// (dbusd -t -offline, sample validation): constructors then check the
+// config itself but skip probes of the network and of deployment files
+// (seed brokers, database files).
+func (c *Conf) Offline() bool { return c.offline }
 
 // NewConf builds a Conf from Go values for tests and programmatic use,
 // validating them against spec as the YAML loader would.

@@ -26,6 +26,10 @@ type Options struct {
 	DryRun bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Offline builds plugins without probing their environment (see
+	// Conf.Offline); used to validate configs on a machine that cannot
+	// reach the brokers or lacks the deployment's files.
+	Offline bool
 }
 
 // Engine runs one pipeline: the DAG compiled from a Config. Create it with
@@ -95,6 +99,7 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 	var errs []error
 	instances := map[*node]any{}
 	for _, n := range g.nodes {
+		n.pc.Conf.offline = opts.Offline
 		inst, err := construct(n.pc)
 		if err != nil {
 			errs = append(errs, err)
@@ -546,12 +551,22 @@ func (e *Engine) Stats() []NodeSnapshot {
 					out[i].InFlight += s.InFlight()
 				}
 				out[i].Paused = ir.paused.Load()
+				if lr, ok := ir.in.(LagReporter); ok {
+					out[i].LagSeconds = lr.Lag().Seconds()
+				}
+				if lr, ok := ir.in.(RecordLagReporter); ok {
+					out[i].LagRecords = lr.LagRecords()
+				}
 			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// ErrStopping is returned by Pause and Resume for an input whose engine is
+// shutting down (orderly stop, or a reload draining its component).
+var ErrStopping = errors.New("the input is stopping")
 
 // Pause stops the named input from taking new packets (its source is not
 // read while paused). Packets in flight continue.
@@ -563,6 +578,9 @@ func (e *Engine) Resume(name string) error { return e.setPaused(name, false) }
 func (e *Engine) setPaused(name string, on bool) error {
 	for _, ir := range e.inputs {
 		if ir.n.name() == name {
+			if e.inCtx.Err() != nil {
+				return fmt.Errorf("input %q: %w", name, ErrStopping)
+			}
 			ir.setPaused(on)
 			return nil
 		}

@@ -130,9 +130,8 @@ func (c *chain) processFrom(batch []*pack.Packet, i int) (next int) {
 	next = i
 	defer func() {
 		if r := recover(); r != nil {
-			p := batch[next]
 			handled := c.fc.handled
-			c.onPanic(p, handled, r)
+			c.onPanic(c.fc.cur, handled, r)
 			next++
 		}
 	}()
@@ -141,7 +140,9 @@ func (c *chain) processFrom(batch []*pack.Packet, i int) (next int) {
 		c.fc.cur, c.fc.handled = p, false
 		if err := c.f.Process(c.fc, p); err != nil {
 			if !c.fc.handled {
-				c.fail(p, err)
+				// The copy-on-write replacement, if the filter took one,
+				// holds the packet's place now.
+				c.fail(c.fc.cur, err)
 			} else {
 				c.o.e.log.Warn("filter returned an error after handling the packet", "filter", c.n.name(), "err", err)
 			}

@@ -90,6 +90,9 @@ type NodeSnapshot struct {
 	// HeldSeconds is how long the oldest batch an output holds has been
 	// waiting for its sink (0 when idle).
 	HeldSeconds float64 `json:"held_seconds"`
+	// LagSeconds and LagRecords come from inputs that report lag.
+	LagSeconds float64 `json:"lag_seconds,omitempty"`
+	LagRecords int64   `json:"lag_records,omitempty"`
 }
 
 // DropTotal sums drops over reasons.

@@ -39,8 +39,27 @@ type Supervisor struct {
 	start   time.Time
 
 	reloading atomic.Bool
+	// Read side, published under mu and read without it, so that stats,
+	// the admin API and metrics never wait for a reload's drain.
+	view      atomic.Pointer[supView]
+	startNano atomic.Int64
 	wg        sync.WaitGroup
 	doneCh    chan struct{} // signalled when a component finishes
+}
+
+// supView is what readers see: the config and the engines running it.
+type supView struct {
+	cfg     *Config
+	engines []*Engine
+}
+
+// publish refreshes the read side; the caller holds s.mu.
+func (s *Supervisor) publish() {
+	v := &supView{cfg: s.cfg, engines: make([]*Engine, 0, len(s.comps))}
+	for _, c := range s.comps {
+		v.engines = append(v.engines, c.e)
+	}
+	s.view.Store(v)
 }
 
 type component struct {
@@ -81,6 +100,7 @@ func NewSupervisor(cfg *Config, opts Options) (*Supervisor, error) {
 	for _, c := range comps {
 		s.comps[c.key] = c
 	}
+	s.publish()
 	s.gen.Store(1)
 	return s, nil
 }
@@ -217,6 +237,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.running = true
 	s.runCtx = ctx
 	s.start = time.Now()
+	s.startNano.Store(s.start.UnixNano())
 	for _, c := range s.comps {
 		s.startComp(ctx, c)
 	}
@@ -319,6 +340,7 @@ func (s *Supervisor) Reload(cfg *Config) (int64, error) {
 	}
 	s.comps = next
 	s.cfg = cfg
+	s.publish()
 	gen := s.gen.Add(1)
 	return gen, errors.Join(stopErrs...)
 }
@@ -326,22 +348,17 @@ func (s *Supervisor) Reload(cfg *Config) (int64, error) {
 // Generation counts applied configs (1 for the first).
 func (s *Supervisor) Generation() int64 { return s.gen.Load() }
 
-// Config returns the running config.
-func (s *Supervisor) Config() *Config {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg
-}
+// Reloading reports whether a reload is being applied (components may be
+// draining).
+func (s *Supervisor) Reloading() bool { return s.reloading.Load() }
 
-// Engines returns the running components' engines.
+// Config returns the running config. It does not wait for a reload.
+func (s *Supervisor) Config() *Config { return s.view.Load().cfg }
+
+// Engines returns the running components' engines (during a reload, the
+// ones running before it). It does not wait for a reload.
 func (s *Supervisor) Engines() []*Engine {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*Engine, 0, len(s.comps))
-	for _, c := range s.comps {
-		out = append(out, c.e)
-	}
-	return out
+	return append([]*Engine(nil), s.view.Load().engines...)
 }
 
 func (s *Supervisor) engineOf(name string) (*Engine, bool) {
@@ -403,12 +420,11 @@ func (s *Supervisor) Checkpoints() map[string]Checkpoint {
 
 // Uptime returns how long Run has been running.
 func (s *Supervisor) Uptime() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.start.IsZero() {
+	t0 := s.startNano.Load()
+	if t0 == 0 {
 		return 0
 	}
-	return time.Since(s.start)
+	return time.Since(time.Unix(0, t0))
 }
 
 // Edge is one DAG edge for display.
