@@ -1,0 +1,254 @@
+package kafkabench
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/pack"
+	"github.com/dbus-project/dbus/plugins/kafka"
+	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
+	"github.com/dbus-project/dbus/plugins/mock"
+)
+
+const valueSize = 128
+
+func registry() *engine.Registry {
+	reg := engine.NewRegistry()
+	kafka.Register(reg)
+	mock.Register(reg)
+	return reg
+}
+
+func runEngine(b *testing.B, yaml string) (stop func()) {
+	reg := registry()
+	cfg, err := engine.Parse("bench.yaml", []byte(yaml), reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+func preload(b *testing.B, c *kfaketest.Cluster, topic string, n int) {
+	cl := kfaketest.Client(b, c.Seeds, kgo.ProducerLinger(0))
+	val := make([]byte, valueSize)
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i%1000), Value: val})
+		if len(recs) == 10000 || i == n-1 {
+			kfaketest.Produce(b, cl, recs...)
+			recs = recs[:0]
+		}
+	}
+}
+
+func waitTotal(b *testing.B, seeds []string, topic string, n int64, timeout time.Duration) {
+	adm := kadm.NewClient(kfaketest.Client(b, seeds))
+	deadline := time.Now().Add(timeout)
+	for {
+		var s int64
+		if lo, err := adm.ListEndOffsets(context.Background(), topic); err == nil {
+			lo.Each(func(o kadm.ListedOffset) { s += o.Offset })
+		}
+		if s >= n {
+			adm.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s holds %d of %d records after %v", topic, s, n, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// bareMirror is the baseline: one franz-go client consuming topic from
+// src and producing every record to dst, as fast as it can.
+func bareMirror(b *testing.B, src, dst *kfaketest.Cluster, topic, out string, n int) time.Duration {
+	cons := kfaketest.Client(b, src.Seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20))
+	prod := kfaketest.Client(b, dst.Seeds, kgo.ProducerLinger(5*time.Millisecond), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var acked atomic.Int64
+	var failed atomic.Int64
+	start := time.Now()
+	got := 0
+	ctx := context.Background()
+	for got < n {
+		f := cons.PollRecords(ctx, 4096)
+		f.EachRecord(func(r *kgo.Record) {
+			got++
+			prod.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp, Partition: r.Partition},
+				func(_ *kgo.Record, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+					acked.Add(1)
+				})
+		})
+	}
+	if err := prod.Flush(ctx); err != nil || failed.Load() > 0 {
+		b.Fatalf("bare mirror: %v, %d failed", err, failed.Load())
+	}
+	return time.Since(start)
+}
+
+// BenchmarkKafkaMirror mirrors n preloaded 128-byte records from cluster
+// A to cluster B, once with the bare franz-go loop and once with dbus
+// (KafkaInput on the partitions, like the bare loop, no group ->
+// KafkaOutput), and reports both rates and their ratio.
+func BenchmarkKafkaMirror(b *testing.B) {
+	const n = 500000
+	a := kfaketest.Start(b, 1, 4, []string{"src"})
+	dst := kfaketest.Start(b, 1, 4, nil)
+	preload(b, a, "src", n)
+	var bare, dbus, steady time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bare += bareMirror(b, a, dst, "src", fmt.Sprintf("bare%d", i), n)
+		out := fmt.Sprintf("dbus%d", i)
+		start := time.Now()
+		stop := runEngine(b, fmt.Sprintf(`
+engine: {batch: 1024, pool: 65536, checkpoint_interval: 200ms}
+inputs:
+  - {name: a, class: KafkaInput, brokers: %s, topics: [src], pool: 65536, max_poll_records: 4096}
+outputs:
+  - {name: b, class: KafkaOutput, match: [a], brokers: %s, topic: %s, partitioner: attr, profile: throughput, in_flight: 16}
+`, a.SeedList(), dst.SeedList(), out))
+		waitTotal(b, dst.Seeds, out, 1, 120*time.Second)
+		first := time.Since(start)
+		waitTotal(b, dst.Seeds, out, n, 120*time.Second)
+		dbus += time.Since(start)
+		steady += time.Since(start) - first
+		b.Logf("dbus mirror: first record after %v, all after %v", first, time.Since(start))
+		stop()
+	}
+	b.StopTimer()
+	bareRate := float64(n*b.N) / bare.Seconds()
+	dbusRate := float64(n*b.N) / dbus.Seconds()
+	b.ReportMetric(bareRate, "bare_rec/s")
+	b.ReportMetric(dbusRate, "dbus_rec/s")
+	b.ReportMetric(dbusRate/bareRate, "ratio")
+	b.ReportMetric(float64(n*b.N)/steady.Seconds(), "dbus_after_first_rec/s")
+}
+
+// BenchmarkKafkaOutput runs MockInput -> KafkaOutput for n records per op
+// and reports records/s and the whole process's allocations per record
+// (dbus + franz-go + the in-process kfake broker).
+func BenchmarkKafkaOutput(b *testing.B) {
+	const n = 200000
+	c := kfaketest.Start(b, 1, 4, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		out := fmt.Sprintf("out%d", i)
+		stop := runEngine(b, fmt.Sprintf(`
+engine: {batch: 1024, pool: 16384}
+inputs:
+  - {name: m, class: MockInput, count: %d, keys: 1000, payload: %d}
+outputs:
+  - {name: k, class: KafkaOutput, match: [m], brokers: %s, topic: %s, profile: throughput, linger: 5ms, in_flight: 8}
+`, n, valueSize, c.SeedList(), out))
+		waitTotal(b, c.Seeds, out, n, 120*time.Second)
+		stop()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "rec/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+type nopCompletion struct{}
+
+func (nopCompletion) Done(error) {}
+
+// BenchmarkKafkaOutputEncode measures dbus's own per-record path (build
+// the record: topic template, headers, key, timestamp; partition) in dry
+// run: allocs/op must be 0.
+func BenchmarkKafkaOutputEncode(b *testing.B) {
+	reg := registry()
+	c, err := engine.NewConf(reg, "out", "KafkaOutput", map[string]any{
+		"brokers": []string{"127.0.0.1:1"}, "check_seeds": false, "dryrun_partitions": 12, "topic": "{db}.{table}", "origin_id": "dcA"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o, err := kafka.NewOutput(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.SetDryRun(true)
+	batch := make([]*pack.Packet, 256)
+	for i := range batch {
+		p := &pack.Packet{Payload: make([]byte, valueSize), Key: fmt.Appendf(nil, "k%d", i), Ts: time.Now().UnixNano()}
+		p.Attrs.SetString("db", "shop")
+		p.Attrs.SetString("table", "orders")
+		p.Attrs.SetString("kafka.header.trace", "x")
+		batch[i] = p
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		o.WriteAsync(context.Background(), batch, nopCompletion{})
+	}
+}
+
+// BenchmarkKafkaProfileLatency produces timestamped records to A at a
+// steady rate, mirrors them to B with each profile, and reports the
+// end-to-end p50/p99 (B's consume time minus the record's timestamp).
+func BenchmarkKafkaProfileLatency(b *testing.B) {
+	for _, prof := range []string{"latency", "throughput"} {
+		b.Run(prof, func(b *testing.B) {
+			a := kfaketest.Start(b, 1, 4, []string{"lat"})
+			dst := kfaketest.Start(b, 1, 4, []string{"lat_out"})
+			stop := runEngine(b, fmt.Sprintf(`
+engine: {checkpoint_interval: 200ms}
+inputs:
+  - {name: a, class: KafkaInput, brokers: %s, topics: [lat], group: lat}
+outputs:
+  - {name: b, class: KafkaOutput, match: [a], brokers: %s, topic: lat_out, partitioner: attr, profile: %s}
+`, a.SeedList(), dst.SeedList(), prof))
+			defer stop()
+			cons := kfaketest.Client(b, dst.Seeds, kgo.ConsumeTopics("lat_out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			prod := kfaketest.Client(b, a.Seeds, kgo.ProducerLinger(0))
+			const rate, secs = 2000, 2
+			n := rate * secs
+			go func() {
+				t0 := time.Now()
+				for i := 0; i < n; i++ {
+					if d := time.Until(t0.Add(time.Duration(i) * time.Second / rate)); d > 0 {
+						time.Sleep(d)
+					}
+					prod.Produce(context.Background(), &kgo.Record{Topic: "lat", Value: make([]byte, valueSize), Timestamp: time.Now()}, nil)
+				}
+			}()
+			var lats []time.Duration
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			b.ResetTimer()
+			for len(lats) < n && ctx.Err() == nil {
+				f := cons.PollFetches(ctx)
+				now := time.Now()
+				f.EachRecord(func(r *kgo.Record) { lats = append(lats, now.Sub(r.Timestamp)) })
+			}
+			b.StopTimer()
+			if len(lats) < n {
+				b.Fatalf("got %d of %d records", len(lats), n)
+			}
+			sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+			b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99_ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

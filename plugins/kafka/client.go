@@ -1,0 +1,185 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dbus-project/dbus/engine"
+)
+
+// Fields shared by KafkaInput and KafkaOutput.
+func commonFields() []engine.Field {
+	return []engine.Field{
+		{Name: "brokers", Type: engine.TypeStrings, Required: true, Doc: "Seed brokers, host:port."},
+		{Name: "client_id", Type: engine.TypeString, Default: "dbus", Doc: "Kafka client id."},
+		{Name: "connect_timeout", Type: engine.TypeDuration, Default: 5 * time.Second, Doc: "Bound on the seed reachability check and on Start."},
+		{Name: "metadata_min_age", Type: engine.TypeDuration, Default: 250 * time.Millisecond, Doc: "Minimum time between metadata refreshes; a retriable produce or fetch error waits for one, so this bounds how fast the client recovers (franz-go's own default is 5s)."},
+		{Name: "client_log", Type: engine.TypeString, Default: "warn", Enum: []string{"none", "error", "warn", "info", "debug"}, Doc: "Level of the Kafka client's own log lines."},
+		{Name: "check_seeds", Type: engine.TypeBool, Default: true, Doc: "Dial the seed brokers when the plugin is built (dbusd -t): fail if none accepts a TCP connection within connect_timeout. Set false to build offline (dry runs without a broker)."},
+	}
+}
+
+// clientConf holds what both plugins need to build a client.
+type clientConf struct {
+	name           string
+	brokers        []string
+	clientID       string
+	connectTimeout time.Duration
+	metadataMinAge time.Duration
+	logLevel       kgo.LogLevel
+}
+
+func parseClientConf(c *engine.Conf) (clientConf, error) {
+	cc := clientConf{
+		name:           c.Name,
+		brokers:        c.Strings("brokers"),
+		clientID:       c.String("client_id"),
+		connectTimeout: c.Duration("connect_timeout"),
+		metadataMinAge: c.Duration("metadata_min_age"),
+		logLevel:       clientLogLevels[c.String("client_log")],
+	}
+	if len(cc.brokers) == 0 {
+		return cc, c.Errorf("brokers", "at least one seed broker is required")
+	}
+	for _, b := range cc.brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			return cc, c.Errorf("brokers", "seed %q is not host:port: %v", b, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 || host == "" {
+			return cc, c.Errorf("brokers", "seed %q: want host:port with a port in 1..65535", b)
+		}
+	}
+	if cc.connectTimeout <= 0 {
+		cc.connectTimeout = 5 * time.Second
+	}
+	if c.Bool("check_seeds") && !c.Offline() {
+		if err := dialSeeds(cc.brokers, cc.connectTimeout); err != nil {
+			return cc, c.Errorf("brokers", "%v", err)
+		}
+	}
+	return cc, nil
+}
+
+// dialSeeds succeeds when at least one seed accepts a TCP connection
+// within timeout; the error lists why each failed.
+func dialSeeds(seeds []string, timeout time.Duration) error {
+	errs := make([]error, len(seeds))
+	var wg sync.WaitGroup
+	for i, s := range seeds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.DialTimeout("tcp", s, timeout)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			conn.Close()
+		}()
+	}
+	wg.Wait()
+	msgs := make([]string, 0, len(seeds))
+	for i, err := range errs {
+		if err == nil {
+			return nil
+		}
+		msgs = append(msgs, seeds[i]+": "+err.Error())
+	}
+	return fmt.Errorf("no seed broker reachable within %v (%s)", timeout, strings.Join(msgs, "; "))
+}
+
+// baseOpts returns the client options common to both plugins.
+func (cc clientConf) baseOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cc.brokers...),
+		kgo.ClientID(cc.clientID),
+		kgo.DialTimeout(cc.connectTimeout),
+		kgo.MetadataMinAge(max(cc.metadataMinAge, time.Millisecond)),
+		kgo.WithLogger(&clientLogger{l: slog.Default().With("plugin", cc.name, "client", "franz-go"), level: cc.logLevel}),
+	}
+}
+
+// ping checks that the cluster answers a metadata request within the
+// connect timeout. franz-go may not give up on a silent connection before
+// its own request timeout, so the wait is bounded here; the caller closes
+// the client on error, which ends the pending request.
+func (cc clientConf) ping(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, cc.connectTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cl.Ping(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot reach Kafka seed brokers %v within %v: %w", cc.brokers, cc.connectTimeout, err)
+	}
+	return nil
+}
+
+// isRetryable is the Kafka client's single retry classifier: true when an
+// error may go away by itself (broker restart, leader move, network), false
+// when retrying the same request cannot succeed (record too large, bad
+// topic, authorization, invalid partition choice).
+func isRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return false
+	}
+	if errors.Is(err, errRecordTooLarge) || errors.Is(err, errMissingAttr) || errors.Is(err, errBadTopic) {
+		return false
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	if strings.Contains(err.Error(), "invalid record partitioning choice") {
+		return false
+	}
+	// Unknown errors (EOF, connection reset wrapped by the client) are
+	// treated as transient: the engine's retry budget bounds them.
+	return true
+}
+
+// Errors classified by isRetryable.
+var (
+	errRecordTooLarge = errors.New("record larger than max_record_bytes")
+	errBadTopic       = errors.New("invalid topic")
+)
+
+// permanentError marks a failure that retrying cannot fix; Unwrap keeps the
+// cause visible to errors.Is.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() + " (not retryable)" }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent reports whether err was classified as not retryable by this
+// package.
+func Permanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe)
+}

@@ -1,0 +1,62 @@
+// Package kafka provides the KafkaInput and KafkaOutput plugins, built on
+// github.com/twmb/franz-go (kgo). It never imports kfake; tests do.
+//
+// # KafkaOutput
+//
+// The engine calls WriteAsync (or Write) from its output goroutine. Rules:
+//
+//  1. Each packet becomes one kgo.Record held in a preallocated slot of a
+//     pooled batchState; the record's Value and Key point at the packet's
+//     buffers (no copy), headers at its attribute buffers. The engine keeps
+//     the packets until Completion.Done, which is called exactly once per
+//     WriteAsync, from franz-go's promise goroutine (or inline when nothing
+//     was produced), after every record's promise fired.
+//  2. Done(nil) means the broker acknowledged every record (acks=all by
+//     default). A *engine.BatchError lists the failed packets; errors that
+//     retrying cannot fix are wrapped so Permanent(err) reports true.
+//  3. Per-key order: franz-go's idempotent producer keeps order through
+//     its own retries (record_retries, record_retry_backoff) and, when it
+//     gives up on a record, fails every record buffered for the same
+//     partition. The output then fences itself: new writes fail fast
+//     until its in-flight records drained, so the engine re-sends the
+//     failed packets before anything newer.
+//  4. A record over max_record_bytes, with a topic template that cannot
+//     render, or with an invalid partition fails with the reason (the
+//     engine's dead-letter path).
+//  5. Records carrying the destination's origin mark (cluster_id) are
+//     skipped and counted; others get origin_id added when they carry no
+//     mark (mirror loop prevention).
+//  6. In dry run (SetDryRun) records are built and partitioned, not sent.
+//
+// dbus's own code allocates nothing per record in steady state (batch
+// states, records, header slices and topic strings are reused); franz-go
+// allocates per record internally.
+//
+// # KafkaInput
+//
+// Run polls records and emits one packet per record on the stream
+// "topic/partition" with Pos.Offset = offset+1 and FlagBoundary; payload,
+// key and timestamp are copied into the packet, and attributes
+// kafka.topic, kafka.partition, kafka.offset and kafka.header.<key> are
+// set. Rules:
+//
+//  1. Offsets are committed to the group only in Commit (engine.Committer),
+//     called with the acked low watermark after the engine saved its
+//     checkpoint; never from the poll loop. Commits for partitions this
+//     member no longer owns are ignored.
+//  2. On start a partition resumes from the group's committed offset, else
+//     from start (oldest/newest); records below the engine's own
+//     checkpoint of the stream are skipped (the checkpoint may be ahead of
+//     the group commit after a crash).
+//  3. Back pressure: NewPacket blocks when the input's pool is empty; Run
+//     then stops polling and franz-go stops fetching once its bounded
+//     buffers are full.
+//  4. On revocation (group goroutine) the callback hands the partitions to
+//     Run, which stops emitting them, flushes, waits up to revoke_timeout
+//     for their in-flight packets (engine CloseStream), commits, and only
+//     then lets the callback return. Lost partitions are dropped without
+//     a commit; the next owner re-reads from the last commit (duplicates,
+//     never loss).
+//  5. Without a group, explicit partitions resume only from the engine's
+//     checkpoints.
+package kafka
