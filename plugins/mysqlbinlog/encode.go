@@ -1,0 +1,451 @@
+package mysqlbinlog
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// Kind is the kind of a row change.
+type Kind uint8
+
+// Row change kinds.
+const (
+	KindInsert Kind = iota
+	KindUpdate
+	KindDelete
+)
+
+var kindNames = [...]string{"insert", "update", "delete"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+const allKinds = 1<<KindInsert | 1<<KindUpdate | 1<<KindDelete
+
+// rowSource is the position and transaction context written in each row.
+type rowSource struct {
+	file     string
+	pos      uint32 // end position of the rows event
+	gtid     []byte // the transaction's GTID ("" when none)
+	serverID uint32
+	tsMs     int64 // commit time, Unix milliseconds
+}
+
+// appendRow appends the JSON of one row change (per-row mode):
+//
+//	{"source":{"file":..,"pos":..,"gtid":..,"server_id":..},"db":..,"table":..,
+//	 "kind":"update","ts_ms":..,"columns":[{"name":..,"type":..}],"pk":[..],
+//	 "key":{..},"before":{..}|null,"after":{..}|null}
+func appendRow(dst []byte, src *rowSource, t *table, kind Kind, before, after []any, mask string) ([]byte, error) {
+	dst = appendHead(dst, src, t, kind)
+	var err error
+	pkRow := after
+	if pkRow == nil {
+		pkRow = before
+	}
+	dst = append(dst, `"key":`...)
+	if dst, err = appendPK(dst, t, pkRow, mask); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `,"before":`...)
+	if dst, err = appendImage(dst, t, before, mask); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `,"after":`...)
+	if dst, err = appendImage(dst, t, after, mask); err != nil {
+		return dst, err
+	}
+	return append(dst, '}'), nil
+}
+
+func appendHead(dst []byte, src *rowSource, t *table, kind Kind) []byte {
+	dst = append(dst, `{"source":{"file":`...)
+	dst = appendJSONString(dst, src.file)
+	dst = append(dst, `,"pos":`...)
+	dst = strconv.AppendUint(dst, uint64(src.pos), 10)
+	dst = append(dst, `,"gtid":`...)
+	dst = appendJSONString(dst, src.gtid)
+	dst = append(dst, `,"server_id":`...)
+	dst = strconv.AppendUint(dst, uint64(src.serverID), 10)
+	dst = append(dst, "},"...)
+	dst = append(dst, t.head...)
+	dst = append(dst, `"kind":"`...)
+	dst = append(dst, kindNames[kind]...)
+	dst = append(dst, `","ts_ms":`...)
+	dst = strconv.AppendInt(dst, src.tsMs, 10)
+	dst = append(dst, ',')
+	return append(dst, t.colsJSON...)
+}
+
+// appendEventStart starts a per-event payload; rows follow with
+// appendEventRow and appendEventEnd closes it.
+func appendEventStart(dst []byte, src *rowSource, t *table, kind Kind) []byte {
+	dst = appendHead(dst, src, t, kind)
+	return append(dst, `"rows":[`...)
+}
+
+func appendEventRow(dst []byte, t *table, first bool, before, after []any, mask string) ([]byte, error) {
+	if !first {
+		dst = append(dst, ',')
+	}
+	var err error
+	pkRow := after
+	if pkRow == nil {
+		pkRow = before
+	}
+	dst = append(dst, `{"key":`...)
+	if dst, err = appendPK(dst, t, pkRow, mask); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `,"before":`...)
+	if dst, err = appendImage(dst, t, before, mask); err != nil {
+		return dst, err
+	}
+	dst = append(dst, `,"after":`...)
+	if dst, err = appendImage(dst, t, after, mask); err != nil {
+		return dst, err
+	}
+	return append(dst, '}'), nil
+}
+
+func appendEventEnd(dst []byte) []byte { return append(dst, "]}"...) }
+
+// appendPK appends {"pkcol":value,...} ({} without a primary key).
+func appendPK(dst []byte, t *table, row []any, mask string) ([]byte, error) {
+	dst = append(dst, '{')
+	var err error
+	for i, k := range t.pk {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		c := &t.cols[k]
+		dst = append(dst, c.nameJSON...)
+		if dst, err = appendColumn(dst, c, row, k, mask); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// appendKey appends the Kafka key: db.table, then the primary key values
+// as a JSON array (nothing for a table without primary key):
+// shop.orders[42,"EU"].
+func appendKey(dst []byte, t *table, row []any, mask string) ([]byte, error) {
+	dst = append(dst, t.keyPrefix...)
+	if len(t.pk) == 0 {
+		return dst, nil
+	}
+	dst = append(dst, '[')
+	var err error
+	for i, k := range t.pk {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendColumn(dst, &t.cols[k], row, k, mask); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendImage appends a row image as a JSON object, null for none.
+func appendImage(dst []byte, t *table, row []any, mask string) ([]byte, error) {
+	if row == nil {
+		return append(dst, "null"...), nil
+	}
+	dst = append(dst, '{')
+	first := true
+	var err error
+	for i := range t.cols {
+		c := &t.cols[i]
+		if c.drop {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, c.nameJSON...)
+		if dst, err = appendColumn(dst, c, row, i, mask); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+func appendColumn(dst []byte, c *column, row []any, i int, mask string) ([]byte, error) {
+	if i >= len(row) {
+		// Not in the image (binlog_row_image is not FULL).
+		return append(dst, "null"...), nil
+	}
+	if c.mask && row[i] != nil {
+		return appendJSONString(dst, mask), nil
+	}
+	return appendValue(dst, c, row[i])
+}
+
+// appendValue appends one decoded value. The types are those of go-mysql's
+// RowsEvent with ParseTime=false and UseDecimal=false.
+func appendValue(dst []byte, c *column, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case int8:
+		if c.unsigned {
+			return strconv.AppendUint(dst, uint64(uint8(x)), 10), nil
+		}
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int16:
+		if c.unsigned {
+			return strconv.AppendUint(dst, uint64(uint16(x)), 10), nil
+		}
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int32:
+		if c.unsigned {
+			if c.int24 {
+				return strconv.AppendUint(dst, uint64(uint32(x)&0xffffff), 10), nil
+			}
+			return strconv.AppendUint(dst, uint64(uint32(x)), 10), nil
+		}
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int64:
+		switch c.kind {
+		case vkEnum:
+			if x >= 1 && int(x) <= len(c.enum) {
+				return appendJSONString(dst, c.enum[x-1]), nil
+			}
+			if x == 0 && len(c.enum) > 0 {
+				return append(dst, `""`...), nil // the invalid-value enum
+			}
+			return strconv.AppendInt(dst, x, 10), nil
+		case vkSet:
+			if len(c.set) == 0 {
+				return strconv.AppendUint(dst, uint64(x), 10), nil
+			}
+			dst = append(dst, '"')
+			first := true
+			for b := 0; b < len(c.set) && b < 64; b++ {
+				if uint64(x)&(1<<uint(b)) == 0 {
+					continue
+				}
+				if !first {
+					dst = append(dst, ',')
+				}
+				first = false
+				dst = appendJSONStringBody(dst, c.set[b])
+			}
+			return append(dst, '"'), nil
+		case vkBit:
+			return strconv.AppendUint(dst, uint64(x), 10), nil
+		}
+		if c.unsigned {
+			return strconv.AppendUint(dst, uint64(x), 10), nil
+		}
+		return strconv.AppendInt(dst, x, 10), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case uint8:
+		return strconv.AppendUint(dst, uint64(x), 10), nil
+	case uint16:
+		return strconv.AppendUint(dst, uint64(x), 10), nil
+	case uint32:
+		return strconv.AppendUint(dst, uint64(x), 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), nil
+	case float32:
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return append(dst, "null"...), nil
+		}
+		return strconv.AppendFloat(dst, f, 'g', -1, 32), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return append(dst, "null"...), nil
+		}
+		return strconv.AppendFloat(dst, x, 'g', -1, 64), nil
+	case string:
+		switch c.kind {
+		case vkBinary:
+			if len(x) < c.padLen {
+				return appendPaddedBase64(dst, x, c.padLen), nil
+			}
+			return appendBase64(dst, x), nil
+		case vkTemporal:
+			if c.fsp > 0 && strings.IndexByte(x, '.') < 0 {
+				// go-mysql drops the fraction of a zero TIME.
+				dst = append(dst, '"')
+				dst = append(dst, x...)
+				dst = append(dst, ".000000"[:c.fsp+1]...)
+				return append(dst, '"'), nil
+			}
+		case vkJSON:
+			if x == "" {
+				return append(dst, "null"...), nil
+			}
+			if json.Valid(stringBytes(x)) {
+				return append(dst, x...), nil
+			}
+			return appendJSONString(dst, x), nil
+		}
+		if c.latin1 {
+			return appendLatin1(dst, x), nil
+		}
+		return appendJSONString(dst, x), nil
+	case []byte:
+		switch c.kind {
+		case vkBinary:
+			return appendBase64(dst, x), nil
+		case vkJSON:
+			if len(x) == 0 {
+				return append(dst, "null"...), nil
+			}
+			if json.Valid(x) {
+				return append(dst, x...), nil
+			}
+		}
+		if c.latin1 {
+			return appendLatin1(dst, x), nil
+		}
+		return appendJSONString(dst, x), nil
+	case *replication.JsonDiff:
+		return dst, fmt.Errorf("column %s: partial JSON update: set binlog_row_value_options='' on the server so full JSON values are logged", c.def.Name)
+	}
+	return dst, fmt.Errorf("column %s: unexpected value type %T", c.def.Name, v)
+}
+
+// stringBytes views s as bytes without copying; the result must not be
+// modified.
+func stringBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// appendBase64 appends s base64-encoded (standard alphabet, padded) as a
+// JSON string.
+func appendBase64[T []byte | string](dst []byte, s T) []byte {
+	var src []byte
+	switch x := any(s).(type) {
+	case string:
+		src = stringBytes(x)
+	case []byte:
+		src = x
+	}
+	n := base64.StdEncoding.EncodedLen(len(src))
+	dst = append(dst, '"')
+	dst = slices.Grow(dst, n+1)
+	l := len(dst)
+	dst = dst[:l+n]
+	base64.StdEncoding.Encode(dst[l:], src)
+	return append(dst, '"')
+}
+
+// appendPaddedBase64 appends s right-padded with 0x00 to n bytes,
+// base64-encoded, without allocating for n up to 255 (BINARY's limit).
+func appendPaddedBase64(dst []byte, s string, n int) []byte {
+	var buf [256]byte
+	if n > len(buf) {
+		n = len(buf)
+	}
+	copy(buf[:], s)
+	clear(buf[len(s):n])
+	return appendBase64(dst, buf[:n])
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func appendJSONString[T []byte | string](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	dst = appendJSONStringBody(dst, s)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendJSONStringBody[T []byte | string](dst []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		var r rune
+		var size int
+		switch x := any(s).(type) {
+		case string:
+			r, size = utf8.DecodeRuneInString(x[i:])
+		case []byte:
+			r, size = utf8.DecodeRune(x[i:])
+		}
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript; keep them
+		// escaped like encoding/json.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// cp1252 maps bytes 0x80-0x9f of MySQL's latin1 (which is cp1252) to
+// runes; other bytes map to the same code point.
+var cp1252 = [32]rune{
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+	0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+}
+
+func appendLatin1[T []byte | string](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			dst = appendJSONStringBody(dst, s[i:i+1])
+			continue
+		}
+		r := rune(b)
+		if b >= 0x80 && b < 0xa0 {
+			r = cp1252[b-0x80]
+		}
+		dst = utf8.AppendRune(dst, r)
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,118 @@
+package mysqlbinlog
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// filters decides, once per table schema, which tables, columns and kinds
+// are kept. Patterns are path.Match globs:
+//   - tables: "db" (every table of db) or "db.table" ("shop.*", "*.orders");
+//   - columns: "db.table.column" ("*.*.password").
+type filters struct {
+	include, exclude []string
+	drop, mask       []string
+	kinds            uint8
+}
+
+func newFilters(include, exclude, drop, mask, kinds []string) (*filters, error) {
+	f := &filters{include: include, exclude: exclude, drop: drop, mask: mask}
+	for _, list := range [][]string{include, exclude} {
+		for _, p := range list {
+			if _, err := path.Match(p, ""); err != nil || p == "" || strings.Count(p, ".") > 1 {
+				return nil, fmt.Errorf("bad table pattern %q: want db or db.table, with globs (* ? [..])", p)
+			}
+		}
+	}
+	for _, list := range [][]string{drop, mask} {
+		for _, p := range list {
+			if _, err := path.Match(p, ""); err != nil || strings.Count(p, ".") != 2 {
+				return nil, fmt.Errorf("bad column pattern %q: want db.table.column, with globs (* ? [..])", p)
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		f.kinds = allKinds
+	}
+	for _, k := range kinds {
+		switch k {
+		case "insert":
+			f.kinds |= 1 << KindInsert
+		case "update":
+			f.kinds |= 1 << KindUpdate
+		case "delete":
+			f.kinds |= 1 << KindDelete
+		default:
+			return nil, fmt.Errorf("bad kind %q: want insert, update or delete", k)
+		}
+	}
+	return f, nil
+}
+
+func matchTable(p, db, table string) bool {
+	if i := strings.IndexByte(p, '.'); i >= 0 {
+		a, _ := path.Match(p[:i], db)
+		b, _ := path.Match(p[i+1:], table)
+		return a && b
+	}
+	ok, _ := path.Match(p, db)
+	return ok
+}
+
+func matchColumn(p, db, table, col string) bool {
+	parts := strings.SplitN(p, ".", 3)
+	a, _ := path.Match(parts[0], db)
+	b, _ := path.Match(parts[1], table)
+	c, _ := path.Match(parts[2], col)
+	return a && b && c
+}
+
+// keepTable: included (or no include list) and not excluded.
+func (f *filters) keepTable(db, table string) bool {
+	if f == nil {
+		return true
+	}
+	if len(f.include) > 0 {
+		in := false
+		for _, p := range f.include {
+			if matchTable(p, db, table) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, p := range f.exclude {
+		if matchTable(p, db, table) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *filters) dropColumn(db, table, col string) bool {
+	if f == nil {
+		return false
+	}
+	for _, p := range f.drop {
+		if matchColumn(p, db, table, col) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *filters) maskColumn(db, table, col string) bool {
+	if f == nil {
+		return false
+	}
+	for _, p := range f.mask {
+		if matchColumn(p, db, table, col) {
+			return true
+		}
+	}
+	return false
+}

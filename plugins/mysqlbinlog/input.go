@@ -1,0 +1,504 @@
+package mysqlbinlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/pack"
+)
+
+// Input is the MysqlbinlogInput plugin. See doc.go.
+type Input struct {
+	cfg     Config
+	filters *filters
+
+	lagNs     atomic.Int64  // seconds behind the source, in ns
+	oversize  atomic.Uint64 // row changes larger than max_row_bytes
+	purged    atomic.Uint64 // times the resume position was found purged
+	reconnect atomic.Uint64 // reconnects after a lost connection
+	rowsOut   atomic.Uint64 // row packets emitted
+}
+
+func newInput(c *engine.Conf) (*Input, error) {
+	cfg, err := configFromConf(c)
+	if err != nil {
+		return nil, err
+	}
+	return NewInput(cfg)
+}
+
+// NewInput builds the input from cfg (validated here).
+func NewInput(cfg Config) (*Input, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := newFilters(cfg.Include, cfg.Exclude, cfg.DropColumns, cfg.MaskColumns, cfg.Kinds)
+	if err != nil {
+		return nil, err
+	}
+	return &Input{cfg: cfg, filters: f}, nil
+}
+
+// Lag returns how far the input is behind the source: now minus the
+// timestamp of the last event read, 0 once a heartbeat says the source has
+// nothing newer. Safe for concurrent use (metrics).
+func (in *Input) Lag() time.Duration { return time.Duration(in.lagNs.Load()) }
+
+// Oversize returns the number of row changes larger than max_row_bytes.
+func (in *Input) Oversize() uint64 { return in.oversize.Load() }
+
+// Reconnects returns the number of reconnects after a lost connection.
+func (in *Input) Reconnects() uint64 { return in.reconnect.Load() }
+
+// Rows returns the number of row packets emitted.
+func (in *Input) Rows() uint64 { return in.rowsOut.Load() }
+
+// Run implements engine.Input.
+func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
+	s, err := ic.Stream("")
+	if err != nil {
+		return err
+	}
+	log := ic.Log()
+	info, err := in.preflightRetry(ctx, log)
+	if err != nil {
+		return err
+	}
+	var start Position
+	if cp, ok := s.Resume(); ok && cp.Token != "" {
+		start, err = ParseToken(cp.Token)
+		if err != nil {
+			return fatal("checkpoint of %s: %v (move the checkpoint away to start as configured)", s.Key(), err)
+		}
+		log.Info("resuming from checkpoint", "position", start.String())
+	} else {
+		start, err = in.configuredStart(ctx, info)
+		if err != nil {
+			return err
+		}
+		log.Info("starting without checkpoint", "start", in.cfg.Start, "position", start.String())
+	}
+	hist, err := in.openHistory(ctx, info, start, log)
+	if err != nil {
+		return err
+	}
+	rs := &runSink{in: in, ic: ic, s: s, ctx: ctx, log: log}
+	d, err := newDecoder(info.MariaDB, in.filters, hist, start, in.cfg.PerEvent, in.cfg.MaskValue)
+	if err != nil {
+		return fatal("start position %s: %v", start, err)
+	}
+	backoff := in.cfg.ReconnectBackoff
+	for {
+		began := time.Now()
+		err := in.session(ctx, info, d, rs, log)
+		if ctx.Err() != nil {
+			ic.Flush(ctx)
+			return ctx.Err()
+		}
+		if isPurgedError(err) || errors.Is(err, errPurged) {
+			next, perr := in.onPurged(ctx, d.committed(), err, log)
+			if perr != nil {
+				return perr
+			}
+			if d, err = newDecoder(info.MariaDB, in.filters, hist, next, in.cfg.PerEvent, in.cfg.MaskValue); err != nil {
+				return fatal("position %s: %v", next, err)
+			}
+			continue
+		}
+		if e := explainServerError(err, &in.cfg); e != nil {
+			return e
+		}
+		if !isRetryable(err) {
+			ic.Flush(ctx)
+			if !isFatal(err) {
+				err = &fatalError{err}
+			}
+			return err
+		}
+		if time.Since(began) > 10*in.cfg.MaxBackoff {
+			backoff = in.cfg.ReconnectBackoff
+		}
+		in.reconnect.Add(1)
+		pos := d.committed()
+		log.Warn("binlog connection lost: reconnecting", "err", err, "resume", pos.String(), "backoff", backoff)
+		if err := ic.Flush(ctx); err != nil {
+			return err
+		}
+		if !sleepCtx(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, in.cfg.MaxBackoff)
+		// Re-read the server (it may have restarted with other settings).
+		if ni, err := in.preflightRetry(ctx, log); err != nil {
+			return err
+		} else {
+			info = ni
+		}
+	}
+}
+
+var errPurged = errors.New("binlog position purged")
+
+// preflightRetry runs preflight, retrying while the server is unreachable.
+func (in *Input) preflightRetry(ctx context.Context, log *slog.Logger) (*serverInfo, error) {
+	backoff := in.cfg.ReconnectBackoff
+	for {
+		info, err := preflight(ctx, &in.cfg)
+		if err == nil {
+			return info, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !isRetryable(err) {
+			if !isFatal(err) {
+				err = &fatalError{err}
+			}
+			return nil, err
+		}
+		log.Warn("binlog source unreachable: retrying", "addr", in.cfg.Addr, "err", err, "backoff", backoff)
+		if !sleepCtx(ctx, backoff) {
+			return nil, ctx.Err()
+		}
+		backoff = min(backoff*2, in.cfg.MaxBackoff)
+	}
+}
+
+// configuredStart resolves the start setting against the server.
+func (in *Input) configuredStart(ctx context.Context, info *serverInfo) (Position, error) {
+	var p Position
+	switch in.cfg.Start {
+	case "current":
+		p = info.Current
+		if !info.GTIDMode {
+			p.GTID = ""
+		}
+		return p, nil
+	case "earliest":
+		if len(info.Logs) == 0 {
+			return p, fatal("SHOW BINARY LOGS on %s lists no binlog file", in.cfg.Addr)
+		}
+		p = Position{File: info.Logs[0], Pos: 4}
+	case "gtid":
+		if info.MariaDB {
+			return Position{GTID: in.cfg.StartGTID}, nil
+		}
+		return Position{GTID: in.cfg.StartGTID}, nil
+	case "file":
+		p = Position{File: in.cfg.StartFile, Pos: in.cfg.StartPos}
+	}
+	if info.MariaDB {
+		g, err := mariaGTIDAt(ctx, &in.cfg, p.File, p.Pos)
+		if err == nil {
+			p.GTID = g
+		}
+	}
+	return p, nil
+}
+
+// onPurged applies on_purged after the resume position was not found.
+func (in *Input) onPurged(ctx context.Context, at Position, cause error, log *slog.Logger) (Position, error) {
+	in.purged.Add(1)
+	info, err := preflight(ctx, &in.cfg)
+	if err != nil {
+		return Position{}, err
+	}
+	oldest := "none"
+	if len(info.Logs) > 0 {
+		oldest = info.Logs[0]
+	}
+	switch in.cfg.OnPurged {
+	case "earliest":
+		p := Position{File: oldest, Pos: 4}
+		if info.MariaDB {
+			if g, err := mariaGTIDAt(ctx, &in.cfg, p.File, p.Pos); err == nil {
+				p.GTID = g
+			}
+		}
+		log.Error("ALERT: binlog position purged on the server: changes between were LOST; on_purged=earliest moves on",
+			"position", at.String(), "oldest", oldest, "resume", p.String(), "cause", cause)
+		return p, nil
+	case "current":
+		p := info.Current
+		log.Error("ALERT: binlog position purged on the server: changes between were LOST; on_purged=current moves on",
+			"position", at.String(), "resume", p.String(), "cause", cause)
+		return p, nil
+	}
+	return Position{}, fatal("ALERT: binlog position %s is no longer on %s: it was purged (oldest binlog now %s), so the changes after it cannot be read. "+
+		"Nothing was skipped; the input stops. To move on, losing those changes, set on_purged: earliest or current (or remove the checkpoint). Server says: %v",
+		at, in.cfg.Addr, oldest, cause)
+}
+
+// session streams from d's committed position until an error.
+func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *runSink, log *slog.Logger) error {
+	start := d.committed()
+	// A file position that is older than the oldest binlog is purged.
+	if start.File != "" && !(in.cfg.UseGTID && start.GTID != "") && len(info.Logs) > 0 {
+		if comparePos(start.File, start.Pos, info.Logs[0], 4) < 0 {
+			return fmt.Errorf("%w: %s is older than the oldest binlog %s", errPurged, start, info.Logs[0])
+		}
+	}
+	d.inTxn = false
+	d.gtid.hasCur = false
+	st, err := startStream(ctx, &in.cfg, info, start, log)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	rs.stream = st
+	for {
+		var ev *replication.BinlogEvent
+		select {
+		case ev = <-st.events:
+		default:
+			// Nothing buffered: hand on what we hold before blocking.
+			if err := rs.ic.Flush(ctx); err != nil {
+				return err
+			}
+			select {
+			case ev = <-st.events:
+			case err := <-st.errs:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if ts := ev.Header.Timestamp; ts != 0 && ev.Header.EventType != replication.HEARTBEAT_EVENT {
+			lag := time.Since(time.Unix(int64(ts), 0))
+			in.lagNs.Store(int64(max(lag, 0)))
+		}
+		if err := d.handle(ev, rs); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !isFatal(err) && !errors.Is(err, context.Canceled) {
+				err = &fatalError{fmt.Errorf("%s: %w", in.cfg.Addr, err)}
+			}
+			return err
+		}
+	}
+}
+
+// stream is one replication connection: go-mysql's syncer hands events to
+// events from its own goroutine; its errors arrive on errs.
+type stream struct {
+	syncer *replication.BinlogSyncer
+	events chan *replication.BinlogEvent
+	errs   chan error
+	done   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type syncHandler struct {
+	events chan<- *replication.BinlogEvent
+	done   <-chan struct{}
+}
+
+var errStreamClosed = errors.New("binlog stream closed")
+
+func (h *syncHandler) HandleEvent(e *replication.BinlogEvent) error {
+	select {
+	case h.events <- e:
+		return nil
+	case <-h.done:
+		return errStreamClosed
+	}
+}
+
+// startStream connects a replica session at pos.
+func startStream(ctx context.Context, cfg *Config, info *serverInfo, pos Position, log *slog.Logger) (*stream, error) {
+	host, port, _ := net.SplitHostPort(cfg.Addr)
+	p, _ := strconv.Atoi(port)
+	flavor := mysql.MySQLFlavor
+	if info.MariaDB {
+		flavor = mysql.MariaDBFlavor
+	}
+	st := &stream{
+		events: make(chan *replication.BinlogEvent, 1024),
+		errs:   make(chan error, 1),
+		done:   make(chan struct{}),
+	}
+	scfg := replication.BinlogSyncerConfig{
+		ServerID: cfg.ServerID, Flavor: flavor, Host: host, Port: uint16(p),
+		User: cfg.User, Password: cfg.Password,
+		HeartbeatPeriod: cfg.Heartbeat, ReadTimeout: cfg.ReadTimeout,
+		DisableRetrySync: true, ParseTime: false, TimestampStringLocation: time.UTC,
+		UseDecimal: false, RenderJSONAsMySQLText: true, DiscardGTIDSet: true,
+		EventCacheCount: 1, Logger: quietLogger(log),
+		SynchronousEventHandler: &syncHandler{events: st.events, done: st.done},
+	}
+	st.syncer = replication.NewBinlogSyncer(scfg)
+	var bs *replication.BinlogStreamer
+	var err error
+	if cfg.UseGTID && pos.GTID != "" {
+		var set mysql.GTIDSet
+		set, err = mysql.ParseGTIDSet(flavor, pos.GTID)
+		if err != nil {
+			st.syncer.Close()
+			return nil, fatal("bad GTID set %q: %v", pos.GTID, err)
+		}
+		bs, err = st.syncer.StartSyncGTID(set)
+	} else {
+		if pos.File == "" {
+			st.syncer.Close()
+			return nil, fatal("no start position: neither file nor GTID set")
+		}
+		bs, err = st.syncer.StartSync(mysql.Position{Name: pos.File, Pos: pos.Pos})
+	}
+	if err != nil {
+		close(st.done)
+		st.syncer.Close()
+		if me := myError(err); me != nil && (me.Code == mysql.ER_ACCESS_DENIED_ERROR || me.Code == mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR) {
+			// The preflight logged in with these credentials: the
+			// replica registration or dump was refused.
+			return nil, fatal("user %q on %s lacks a privilege dbus needs: REPLICATION SLAVE (GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '%s'@'%%') (server says: %s)",
+				cfg.User, cfg.Addr, cfg.User, me.Message)
+		}
+		if e := explainServerError(err, cfg); e != nil {
+			return nil, e
+		}
+		return nil, fmt.Errorf("start replication from %s on %s: %w", pos, cfg.Addr, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	st.cancel = cancel
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		// In synchronous mode the streamer only carries errors.
+		_, err := bs.GetEvent(sctx)
+		if err != nil && sctx.Err() == nil {
+			st.errs <- err
+		}
+	}()
+	return st, nil
+}
+
+// close stops the session: unblock the handler, close the syncer (which
+// waits for its goroutine), stop the error watcher.
+func (st *stream) close() {
+	close(st.done)
+	st.syncer.Close()
+	st.cancel()
+	st.wg.Wait()
+}
+
+// pending returns the number of events read and not yet handled.
+func (st *stream) pending() int { return len(st.events) }
+
+// runSink emits the decoder's output into the engine.
+type runSink struct {
+	in     *Input
+	ic     engine.InputContext
+	s      *engine.Stream
+	ctx    context.Context
+	log    *slog.Logger
+	stream *stream
+	tok    []byte
+}
+
+func (r *runSink) row(d *decoder, t *table, kind Kind, before, after []any) error {
+	p, err := r.ic.NewPacket(r.ctx)
+	if err != nil {
+		return err
+	}
+	p.Payload, err = appendRow(p.Payload[:0], &d.src, t, kind, before, after, d.mask)
+	if err != nil {
+		r.ic.Discard(p)
+		return fatal("cannot encode row of %s.%s at %s:%d: %v", t.db, t.name, d.src.file, d.src.pos, err)
+	}
+	keyRow := after
+	if keyRow == nil {
+		keyRow = before
+	}
+	p.Key, _ = appendKey(p.Key[:0], t, keyRow, d.mask)
+	return r.emit(d, t, kind, p)
+}
+
+func (r *runSink) rowsEvent(d *decoder, t *table, kind Kind, ev *replication.RowsEvent) error {
+	p, err := r.ic.NewPacket(r.ctx)
+	if err != nil {
+		return err
+	}
+	p.Payload, err = d.appendEvent(p.Payload[:0], t, kind, ev)
+	if err != nil {
+		r.ic.Discard(p)
+		return fatal("cannot encode rows event of %s.%s at %s:%d: %v", t.db, t.name, d.src.file, d.src.pos, err)
+	}
+	p.Key = append(p.Key[:0], t.keyPrefix...)
+	return r.emit(d, t, kind, p)
+}
+
+func (r *runSink) emit(d *decoder, t *table, kind Kind, p *pack.Packet) error {
+	p.Ts = d.src.tsMs * 1e6
+	p.Attrs.SetString("db", t.db)
+	p.Attrs.SetString("table", t.name)
+	p.Attrs.SetString("kind", kindNames[kind])
+	p.Pos.Offset = fileSeq(d.src.file)<<32 | int64(d.src.pos)
+	if max := r.in.cfg.MaxRowBytes; max > 0 && int64(len(p.Payload)) > max {
+		r.in.oversize.Add(1)
+		p.Attrs.SetBool("oversize", true)
+		r.log.Warn("row change larger than max_row_bytes (emitted; outputs that reject it route it to the dead-letter output)",
+			"db", t.db, "table", t.name, "position", d.src.file+":"+strconv.FormatUint(uint64(d.src.pos), 10),
+			"bytes", len(p.Payload), "max_row_bytes", max)
+	}
+	r.in.rowsOut.Add(1)
+	return r.ic.Emit(r.ctx, r.s, p)
+}
+
+func (r *runSink) boundary(d *decoder) error {
+	pos := Position{File: d.commitFile, Pos: d.commitPos}
+	r.tok = pos.AppendToken(r.tok[:0])
+	r.tok = append(r.tok, d.committedGTID()...)
+	return r.ic.Mark(r.ctx, r.s, pack.Pos{Offset: pos.Offset(), Token: r.tok})
+}
+
+func (r *runSink) heartbeat(d *decoder) {
+	if r.stream == nil || r.stream.pending() == 0 {
+		r.in.lagNs.Store(0)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// quietLogger passes go-mysql's warnings and errors to log, dropping its
+// per-connection info lines.
+func quietLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(levelHandler{min: slog.LevelWarn, h: log.Handler()}).With("lib", "go-mysql")
+}
+
+type levelHandler struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (l levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l levelHandler) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelHandler{min: l.min, h: l.h.WithAttrs(a)}
+}
+func (l levelHandler) WithGroup(n string) slog.Handler {
+	return levelHandler{min: l.min, h: l.h.WithGroup(n)}
+}
