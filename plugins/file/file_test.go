@@ -1,0 +1,408 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/plugins/mock"
+)
+
+func testRegistry(t testing.TB, rec *mock.Recorder) *engine.Registry {
+	t.Helper()
+	reg := engine.NewRegistry()
+	mock.Register(reg)
+	Register(reg)
+	if err := mock.RegisterRecorder(reg, "Rec", rec); err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// running is an engine running in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t testing.TB, reg *engine.Registry, yaml string, store engine.CheckpointStore) *running {
+	t.Helper()
+	cfg, err := engine.Parse("test.yaml", []byte(yaml), reg)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- e.Run(ctx) }()
+	return r
+}
+
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("engine: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine did not stop")
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeLines(t testing.TB, f *os.File, tag string, from, to int) {
+	t.Helper()
+	var b bytes.Buffer
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "%s-%06d\n", tag, i)
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countLines asserts that payloads hold exactly want[tag] lines "tag-i"
+// for i in [0, want[tag]) once each, and nothing else.
+func countLines(t *testing.T, payloads [][]byte, want map[string]int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, p := range payloads {
+		seen[string(p)]++
+	}
+	total := 0
+	for tag, n := range want {
+		for i := 0; i < n; i++ {
+			l := fmt.Sprintf("%s-%06d", tag, i)
+			if c := seen[l]; c != 1 {
+				t.Fatalf("line %q delivered %d times", l, c)
+			}
+		}
+		total += n
+	}
+	if len(payloads) != total {
+		t.Fatalf("delivered %d lines, want %d", len(payloads), total)
+	}
+}
+
+func tailYAML(glob string) string {
+	return fmt.Sprintf(`
+engine: {checkpoint_interval: 50ms}
+inputs:
+  - {name: logs, class: FileInput, paths: [%q], start: beginning, poll: 10ms, rescan: 20ms}
+outputs:
+  - {name: out, class: Rec, match: [logs]}
+`, glob)
+}
+
+func TestFileLineReaderOffsetsAndCuts(t *testing.T) {
+	data := "a\r\nbb\n" + strings.Repeat("x", 40) + "\nlast"
+	lr := newLineReader(16)
+	lr.reset(strings.NewReader(data), 100)
+	type got struct {
+		line       string
+		start, end int64
+		cut        bool
+	}
+	var gs []got
+	for {
+		line, start, cut, err := lr.next()
+		if err != nil {
+			break
+		}
+		gs = append(gs, got{string(line), start, lr.off, cut})
+	}
+	line, start := lr.pending()
+	gs = append(gs, got{string(line), start, lr.off, false})
+	want := []got{
+		{"a", 100, 103, false},
+		{"bb", 103, 106, false},
+		{strings.Repeat("x", 16), 106, 122, true},
+		{"last", 147, 151, false},
+	}
+	if fmt.Sprint(gs) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", gs, want)
+	}
+}
+
+func TestFileTailRotationCountsEveryLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f, "a", 0, 2000)
+	rec := mock.NewRecorder()
+	r := start(t, testRegistry(t, rec), tailYAML(filepath.Join(dir, "*.log")), engine.NewMemoryStore())
+	waitFor(t, "first 2000 lines", func() bool { return rec.Len() >= 2000 })
+	// The writer appends a little more (the last line unterminated), then
+	// the file is rotated and a new one created.
+	writeLines(t, f, "a", 2000, 2100)
+	if _, err := f.WriteString("a-002100"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Rename(path, filepath.Join(dir, "app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	f2, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f2, "b", 0, 3000)
+	waitFor(t, "rotated lines", func() bool { return rec.Len() >= 2101+3000 })
+	// A second rotation by removal, then the path reappears.
+	writeLines(t, f2, "b", 3000, 3100)
+	f2.Close()
+	os.Remove(path)
+	waitFor(t, "lines before removal", func() bool { return rec.Len() >= 2101+3100 })
+	f3, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f3, "c", 0, 500)
+	f3.Close()
+	waitFor(t, "lines of the recreated file", func() bool { return rec.Len() >= 2101+3100+500 })
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	countLines(t, rec.Payloads(), map[string]int{"a": 2101, "b": 3100, "c": 500})
+}
+
+func TestFileTailTruncationCountsEveryLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f, "a", 0, 1000)
+	rec := mock.NewRecorder()
+	r := start(t, testRegistry(t, rec), tailYAML(path), engine.NewMemoryStore())
+	waitFor(t, "first lines", func() bool { return rec.Len() >= 1000 })
+	// copytruncate: the file is cut to 0 and the writer goes on at 0.
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f, "b", 0, 300)
+	f.Close()
+	waitFor(t, "lines after truncation", func() bool { return rec.Len() >= 1300 })
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	countLines(t, rec.Payloads(), map[string]int{"a": 1000, "b": 300})
+	for i, a := range rec.Attrs() {
+		if i == 1000 && (a["offset"] != "0" || a["file"] != path) {
+			t.Fatalf("first line after truncation has attributes %v", a)
+		}
+	}
+}
+
+func TestFileRestartResumesExactly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f, "a", 0, 5000)
+	store := engine.NewMemoryStore()
+	rec := mock.NewRecorder()
+	yaml := tailYAML(path)
+	r := start(t, testRegistry(t, rec), yaml, store)
+	waitFor(t, "first run", func() bool { return rec.Len() >= 5000 })
+	r.stop(t)
+	cp, ok, _ := store.Load("logs/" + path)
+	if !ok || cp.Offset != 5000*9 {
+		t.Fatalf("checkpoint after first run = %+v %v, want offset %d", cp, ok, 5000*9)
+	}
+
+	// While stopped: more lines, then a rotation and more lines.
+	writeLines(t, f, "a", 5000, 7000)
+	f.Close()
+	os.Rename(path, filepath.Join(dir, "app.log.1"))
+	f2, _ := os.Create(path)
+	writeLines(t, f2, "b", 0, 1000)
+	f2.Close()
+
+	rec2 := mock.NewRecorder()
+	r = start(t, testRegistry(t, rec2), yaml, store)
+	waitFor(t, "second run", func() bool { return rec2.Len() >= 3000 })
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	all := append(rec.Payloads(), rec2.Payloads()...)
+	countLines(t, all, map[string]int{"a": 7000, "b": 1000})
+
+	// Third run with nothing new: nothing delivered again.
+	rec3 := mock.NewRecorder()
+	r = start(t, testRegistry(t, rec3), yaml, store)
+	time.Sleep(150 * time.Millisecond)
+	r.stop(t)
+	if rec3.Len() != 0 {
+		t.Fatalf("third run delivered %d lines again", rec3.Len())
+	}
+}
+
+func TestFileStartAtEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f, _ := os.Create(path)
+	writeLines(t, f, "old", 0, 100)
+	rec := mock.NewRecorder()
+	yaml := strings.Replace(tailYAML(path), "start: beginning", "start: end", 1)
+	r := start(t, testRegistry(t, rec), yaml, engine.NewMemoryStore())
+	time.Sleep(100 * time.Millisecond)
+	writeLines(t, f, "new", 0, 10)
+	f.Close()
+	waitFor(t, "new lines", func() bool { return rec.Len() >= 10 })
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	countLines(t, rec.Payloads(), map[string]int{"new": 10})
+}
+
+// writeArchive writes lines tag-from..tag-to-1 to path, compressed by kind.
+func writeArchive(t testing.TB, path, kind, tag string, from, to int, unterminated bool) {
+	t.Helper()
+	var b bytes.Buffer
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "%s-%06d", tag, i)
+		if i < to-1 || !unterminated {
+			b.WriteByte('\n')
+		}
+	}
+	data := b.Bytes()
+	var out bytes.Buffer
+	switch kind {
+	case "gzip":
+		zw := gzip.NewWriter(&out)
+		zw.Write(data)
+		zw.Close()
+	case "zstd":
+		zw, _ := zstd.NewWriter(&out)
+		zw.Write(data)
+		zw.Close()
+	default:
+		out.Write(data)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runToEnd(t testing.TB, reg *engine.Registry, yaml string, store engine.CheckpointStore) {
+	t.Helper()
+	r := start(t, reg, yaml, store)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("engine: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		r.cancel()
+		t.Fatal("historical replay did not finish by itself")
+	}
+	r.cancel()
+}
+
+func TestFileHistoricalReplayCountsEveryLine(t *testing.T) {
+	dir := t.TempDir()
+	writeArchive(t, filepath.Join(dir, "app.log.3.gz"), "gzip", "a", 0, 30000, false)
+	writeArchive(t, filepath.Join(dir, "app.log.2.zst"), "zstd", "b", 0, 20000, true)
+	writeArchive(t, filepath.Join(dir, "app.log.1"), "none", "c", 0, 10000, false)
+	yaml := fmt.Sprintf(`
+inputs:
+  - name: old
+    class: FileInput
+    mode: historical
+    paths: [%q, %q, %q]
+outputs:
+  - {name: out, class: Rec, match: [old]}
+`, filepath.Join(dir, "*.gz"), filepath.Join(dir, "*.zst"), filepath.Join(dir, "app.log.1"))
+	store := engine.NewMemoryStore()
+	rec := mock.NewRecorder()
+	runToEnd(t, testRegistry(t, rec), yaml, store)
+	pl := rec.Payloads()
+	countLines(t, pl, map[string]int{"a": 30000, "b": 20000, "c": 10000})
+	// In order: the files in the order given, each file's lines in order.
+	if string(pl[0]) != "a-000000" || string(pl[30000]) != "b-000000" || string(pl[50000]) != "c-000000" {
+		t.Fatalf("files not replayed in order: %q %q %q", pl[0], pl[30000], pl[50000])
+	}
+	for _, f := range []string{"app.log.3.gz", "app.log.2.zst", "app.log.1"} {
+		cp, ok, _ := store.Load("old/" + filepath.Join(dir, f))
+		if !ok || cp.Token != eofToken {
+			t.Fatalf("checkpoint of %s = %+v %v, want token eof", f, cp, ok)
+		}
+	}
+	// A second replay skips finished files.
+	rec2 := mock.NewRecorder()
+	runToEnd(t, testRegistry(t, rec2), yaml, store)
+	if rec2.Len() != 0 {
+		t.Fatalf("second replay delivered %d lines", rec2.Len())
+	}
+}
+
+func TestFileHistoricalResumesInsideCompressedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log.gz")
+	writeArchive(t, path, "gzip", "a", 0, 10000, false)
+	store := engine.NewMemoryStore()
+	// As if a previous replay was stopped after line 4000 (9 bytes/line).
+	store.Save(map[string]engine.Checkpoint{"old/" + path: {Offset: 4000 * 9}})
+	rec := mock.NewRecorder()
+	runToEnd(t, testRegistry(t, rec), fmt.Sprintf(`
+inputs:
+  - {name: old, class: FileInput, mode: historical, paths: [%q]}
+outputs:
+  - {name: out, class: Rec, match: [old]}
+`, path), store)
+	pl := rec.Payloads()
+	if len(pl) != 6000 || string(pl[0]) != "a-004000" || string(pl[5999]) != "a-009999" {
+		t.Fatalf("resumed replay delivered %d lines, first %q", len(pl), pl[0])
+	}
+}
+
+func TestFileConfigErrors(t *testing.T) {
+	reg := engine.NewRegistry()
+	Register(reg)
+	for _, tc := range []struct {
+		vals map[string]any
+		want string
+	}{
+		{map[string]any{}, "paths"},
+		{map[string]any{"paths": []string{"[x"}}, "bad glob"},
+		{map[string]any{"paths": []string{"/x"}, "compression": "gzip"}, "historical"},
+	} {
+		c, err := engine.NewConf(reg, "in", "FileInput", tc.vals)
+		if err == nil {
+			_, err = newInput(c)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%v: error %v, want %q", tc.vals, err, tc.want)
+		}
+	}
+}
