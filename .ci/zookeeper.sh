@@ -2,7 +2,7 @@
 # ZooKeeper for dbus tests, without systemd.
 #
 #   .ci/zookeeper.sh start            standalone server on 127.0.0.1:${DBUS_ZK_PORT:-21810}
-#   .ci/zookeeper.sh stop             stop it
+#   .ci/zookeeper.sh stop             stop it (and any ensemble node left running)
 #   .ci/zookeeper.sh env              print "export DBUS_TEST_ZK=127.0.0.1:PORT" (eval it)
 #   .ci/zookeeper.sh status           print srvr of every running server
 #   .ci/zookeeper.sh start-ensemble   3-node ensemble, client ports ENS_BASE+1..3
@@ -169,7 +169,8 @@ case $cmd in
 start) start_standalone ;;
 stop)
 	stop_dir "$STATE/standalone"
-	echo "zookeeper on port $PORT stopped"
+	for i in 1 2 3; do stop_dir "$STATE/ens/$i"; done
+	echo "zookeeper on port $PORT (and any ensemble node) stopped"
 	;;
 env) echo "export DBUS_TEST_ZK=127.0.0.1:$PORT" ;;
 env-ensemble) echo "export DBUS_TEST_ZK_ENSEMBLE=$(ensemble_addrs)" ;;

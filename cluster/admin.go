@@ -1,0 +1,508 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/go-zookeeper/zk"
+	"gopkg.in/yaml.v3"
+)
+
+// Admin is the operator's API over ZooKeeper (what dbc calls). It reads
+// and writes only the cluster znodes; it never talks to members. Safe for
+// use by one goroutine at a time.
+type Admin struct {
+	s    *session
+	root string
+	// Registry, when set, lets AddResource check that the resource's input
+	// class is distributed.
+	Registry *engine.Registry
+}
+
+// AdminOptions configure Dial.
+type AdminOptions struct {
+	Root           string // default /dbus
+	SessionTimeout time.Duration
+	ConnectTimeout time.Duration
+	Auth           *AuthConfig
+	Credentials    *Credentials
+	Logger         *slog.Logger
+}
+
+// Dial connects an Admin to the ZooKeeper servers.
+func Dial(ctx context.Context, servers []string, o AdminOptions) (*Admin, error) {
+	if o.Root == "" {
+		o.Root = DefaultRoot
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = DefaultSessionTimeout
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Credentials == nil {
+		o.Credentials = &Credentials{vals: map[string]string{}}
+	}
+	s, err := connect(ctx, servers, o.SessionTimeout, o.ConnectTimeout, o.Auth, o.Credentials, nil, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Admin{s: s, root: o.Root}, nil
+}
+
+// Close ends the admin session.
+func (a *Admin) Close() { a.s.close() }
+
+func (a *Admin) paths(cluster string) (paths, error) {
+	if !ValidName(cluster) {
+		return paths{}, fmt.Errorf("cluster name %q: use letters, digits, '.', '_' or '-'", cluster)
+	}
+	return newPaths(a.root, cluster), nil
+}
+
+func (a *Admin) existing(cluster string) (paths, error) {
+	p, err := a.paths(cluster)
+	if err != nil {
+		return p, err
+	}
+	ok, _, err := a.s.conn.Exists(p.cluster)
+	if err != nil {
+		return p, err
+	}
+	if !ok {
+		return p, fmt.Errorf("no cluster %q under %s (dbc clusters lists them)", cluster, a.root)
+	}
+	return p, nil
+}
+
+// Clusters lists the clusters.
+func (a *Admin) Clusters() ([]string, error) {
+	kids, _, err := a.s.conn.Children(newPaths(a.root, "x").clusters())
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	sort.Strings(kids)
+	return kids, err
+}
+
+// CreateCluster creates a cluster's znodes (members create them too).
+func (a *Admin) CreateCluster(cluster string) error {
+	p, err := a.paths(cluster)
+	if err != nil {
+		return err
+	}
+	return a.s.ensure(p.layout()...)
+}
+
+// MemberStatus is a member as dbc shows it.
+type MemberStatus struct {
+	MemberInfo
+	Leader bool     `json:"leader"`
+	Owned  []string `json:"owned"` // granted by the assignment
+}
+
+// Members lists the live members, the leader marked.
+func (a *Admin) Members(cluster string) ([]MemberStatus, error) {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return nil, err
+	}
+	names, _, err := a.s.conn.Children(p.members())
+	if err != nil {
+		return nil, err
+	}
+	leader := a.leader(p)
+	asg, _ := a.assignment(p)
+	owned := map[string][]string{}
+	for _, r := range asg.State.Resources {
+		if r.Owner != "" {
+			owned[r.Owner] = append(owned[r.Owner], r.ID)
+		}
+	}
+	sort.Strings(names)
+	var out []MemberStatus
+	for _, n := range names {
+		var mi MemberInfo
+		if _, err := a.s.getJSON(p.member(n), &mi); err != nil {
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return nil, err
+		}
+		mi.Name = n
+		out = append(out, MemberStatus{MemberInfo: mi, Leader: n == leader, Owned: owned[n]})
+	}
+	return out, nil
+}
+
+// leader returns the member holding the lowest election node.
+func (a *Admin) leader(p paths) string {
+	kids, _, err := a.s.conn.Children(p.election())
+	if err != nil || len(kids) == 0 {
+		return ""
+	}
+	sort.Slice(kids, func(i, j int) bool { return seqOf(kids[i]) < seqOf(kids[j]) })
+	data, _, err := a.s.conn.Get(p.election() + "/" + kids[0])
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
+func (a *Admin) assignment(p paths) (Assignment, error) {
+	var asg Assignment
+	_, err := a.s.getJSON(p.assignment(), &asg)
+	return asg, err
+}
+
+// AddResource registers a resource. Its id must be a valid name, its
+// config must carry no credentials, and when a cluster config was pushed
+// its input must be one of that config's inputs (and distributed, when
+// a.Registry is set).
+func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
+	p, err := a.paths(cluster)
+	if err != nil {
+		return err
+	}
+	if !ValidName(spec.ID) {
+		return fmt.Errorf("resource id %q: use letters, digits, '.', '_' or '-' (it becomes a znode name)", spec.ID)
+	}
+	if spec.Input == "" {
+		return fmt.Errorf("resource %s: input is required (the name of a distributed input in the pipeline config)", spec.ID)
+	}
+	if err := CheckNoSecrets(spec.Config); err != nil {
+		return fmt.Errorf("resource %s: %w", spec.ID, err)
+	}
+	if err := a.checkInput(p, spec); err != nil {
+		return err
+	}
+	if err := a.s.ensure(p.layout()...); err != nil {
+		return err
+	}
+	_, err = a.s.conn.Create(p.resource(spec.ID), mustJSON(spec), 0, a.s.acl)
+	if errors.Is(err, zk.ErrNodeExists) {
+		return fmt.Errorf("resource %s already exists in cluster %s (remove it first)", spec.ID, cluster)
+	}
+	return err
+}
+
+// checkInput validates spec.Input against the newest pushed config.
+func (a *Admin) checkInput(p paths, spec ResourceSpec) error {
+	v, data, err := a.latestConfig(p)
+	if err != nil || v == 0 {
+		return err
+	}
+	var doc struct {
+		Inputs []struct {
+			Name  string `yaml:"name"`
+			Class string `yaml:"class"`
+		} `yaml:"inputs"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil // not ours to judge here; push validated it
+	}
+	var names []string
+	for _, in := range doc.Inputs {
+		names = append(names, in.Name)
+		if in.Name != spec.Input {
+			continue
+		}
+		if a.Registry != nil {
+			if s, ok := a.Registry.Lookup(in.Class); ok && !s.Distributed {
+				return fmt.Errorf("resource %s: input %q (class %s) does not accept cluster resources", spec.ID, spec.Input, in.Class)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("resource %s: unknown input %q: cluster config v%d has inputs %s", spec.ID, spec.Input, v, listOrNone(names))
+}
+
+// RemoveResource unregisters a resource; its owner stops it. With purge,
+// its checkpoint is deleted too (else re-adding it resumes from there).
+func (a *Admin) RemoveResource(cluster, id string, purge bool) error {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return err
+	}
+	if err := a.s.conn.Delete(p.resource(id), -1); err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("no resource %s in cluster %s", id, cluster)
+		}
+		return err
+	}
+	if purge {
+		if err := a.s.conn.Delete(p.checkpoint(id), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResourceStatus is a resource as dbc shows it.
+type ResourceStatus struct {
+	ResourceSpec
+	Owner     string `json:"owner,omitempty"`
+	Epoch     uint64 `json:"epoch,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Releasing bool   `json:"releasing,omitempty"`
+	// CheckpointTime is when the checkpoint was last written, by whom at
+	// which epoch; Lag is how long ago.
+	CheckpointTime   time.Time     `json:"checkpoint_time,omitzero"`
+	CheckpointMember string        `json:"checkpoint_member,omitempty"`
+	CheckpointEpoch  uint64        `json:"checkpoint_epoch,omitempty"`
+	Lag              time.Duration `json:"lag,omitempty"`
+}
+
+// Resources lists every resource with owner, epoch and checkpoint lag.
+func (a *Admin) Resources(cluster string) ([]ResourceStatus, error) {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return nil, err
+	}
+	ids, _, err := a.s.conn.Children(p.resources())
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(ids)
+	asg, _ := a.assignment(p)
+	byID := map[string]int{}
+	for i, r := range asg.State.Resources {
+		byID[r.ID] = i
+	}
+	now := time.Now()
+	var out []ResourceStatus
+	for _, id := range ids {
+		var rs ResourceStatus
+		if _, err := a.s.getJSON(p.resource(id), &rs.ResourceSpec); err != nil {
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return nil, err
+		}
+		rs.ID = id
+		var own OwnerRecord
+		if _, err := a.s.getJSON(p.owner(id), &own); err == nil {
+			rs.Owner, rs.Epoch = own.Member, own.Epoch
+		}
+		if i, ok := byID[id]; ok {
+			r := asg.State.Resources[i]
+			rs.Target, rs.Releasing = r.Target, r.Releasing
+		}
+		var cp CheckpointRecord
+		if _, err := a.s.getJSON(p.checkpoint(id), &cp); err == nil && !cp.Time.IsZero() {
+			rs.CheckpointTime, rs.CheckpointMember, rs.CheckpointEpoch = cp.Time, cp.Member, cp.Epoch
+			rs.Lag = now.Sub(cp.Time).Round(time.Millisecond)
+		}
+		out = append(out, rs)
+	}
+	return out, nil
+}
+
+// Rebalance asks the leader to recompute the assignment.
+func (a *Admin) Rebalance(cluster string) error {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return err
+	}
+	_, err = a.s.conn.Set(p.rebalance(), mustJSON(map[string]any{"requested": time.Now().UTC()}), -1)
+	return err
+}
+
+// Checkpoints returns every resource's checkpoint record.
+func (a *Admin) Checkpoints(cluster string) (map[string]CheckpointRecord, error) {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return nil, err
+	}
+	ids, _, err := a.s.conn.Children(p.checkpoints())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]CheckpointRecord{}
+	for _, id := range ids {
+		data, _, err := a.s.conn.Get(p.checkpoint(id))
+		if err != nil {
+			continue
+		}
+		rec, err := decodeCheckpointRecord(data)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of %s: %w", id, err)
+		}
+		out[id] = rec
+	}
+	return out, nil
+}
+
+// PushConfig stores data as the next version of the cluster config and
+// returns its version. The config must be valid YAML without credentials
+// in DSNs.
+func (a *Admin) PushConfig(cluster string, data []byte, comment string) (int, error) {
+	p, err := a.paths(cluster)
+	if err != nil {
+		return 0, err
+	}
+	var probe any
+	if err := yaml.Unmarshal(data, &probe); err != nil {
+		return 0, fmt.Errorf("config is not valid YAML: %v", err)
+	}
+	if m, ok := probe.(map[string]any); ok {
+		if err := CheckNoSecrets(m); err != nil {
+			return 0, fmt.Errorf("config push refused: %w", err)
+		}
+	}
+	if err := a.s.ensure(p.layout()...); err != nil {
+		return 0, err
+	}
+	// The version is the config znode's child count + 1, claimed with a
+	// conditional create (a concurrent push gets NodeExists and retries).
+	for range 10 {
+		v, _, err := a.latestConfig(p)
+		if err != nil {
+			return 0, err
+		}
+		meta := mustJSON(ConfigVersion{Version: v + 1, Time: time.Now().UTC(), Size: len(data), Comment: comment})
+		resps, err := a.s.conn.Multi(
+			&zk.CreateRequest{Path: p.configVersion(v + 1), Data: data, Acl: a.s.acl},
+			&zk.SetDataRequest{Path: p.config(), Data: meta, Version: -1},
+		)
+		if _, err := multiErr(resps, err); err == nil {
+			return v + 1, nil
+		} else if !errors.Is(err, zk.ErrNodeExists) {
+			return 0, err
+		}
+	}
+	return 0, errors.New("config push: too many concurrent pushes")
+}
+
+func (a *Admin) latestConfig(p paths) (int, []byte, error) {
+	kids, _, err := a.s.conn.Children(p.config())
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	best := 0
+	for _, k := range kids {
+		if v, err := strconv.Atoi(strings.TrimPrefix(k, "v")); err == nil && v > best {
+			best = v
+		}
+	}
+	if best == 0 {
+		return 0, nil, nil
+	}
+	data, _, err := a.s.conn.Get(p.configVersion(best))
+	return best, data, err
+}
+
+// ConfigHistory lists the pushed config versions, oldest first.
+func (a *Admin) ConfigHistory(cluster string) ([]ConfigVersion, error) {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return nil, err
+	}
+	kids, _, err := a.s.conn.Children(p.config())
+	if err != nil {
+		return nil, err
+	}
+	var out []ConfigVersion
+	for _, k := range kids {
+		v, err := strconv.Atoi(strings.TrimPrefix(k, "v"))
+		if err != nil {
+			continue
+		}
+		data, st, err := a.s.conn.Get(p.configVersion(v))
+		if err != nil {
+			continue
+		}
+		out = append(out, ConfigVersion{Version: v, Time: time.UnixMilli(st.Ctime).UTC(), Size: len(data)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// Config returns config version v (0: the newest).
+func (a *Admin) Config(cluster string, v int) (int, []byte, error) {
+	p, err := a.existing(cluster)
+	if err != nil {
+		return 0, nil, err
+	}
+	if v == 0 {
+		v, data, err := a.latestConfig(p)
+		if err == nil && v == 0 {
+			err = fmt.Errorf("cluster %s has no pushed config", cluster)
+		}
+		return v, data, err
+	}
+	data, _, err := a.s.conn.Get(p.configVersion(v))
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, nil, fmt.Errorf("cluster %s has no config version %d", cluster, v)
+	}
+	return v, data, err
+}
+
+// DiffConfig returns a line diff from version v1 to v2 (0: newest).
+func (a *Admin) DiffConfig(cluster string, v1, v2 int) (string, error) {
+	v1, d1, err := a.Config(cluster, v1)
+	if err != nil {
+		return "", err
+	}
+	v2, d2, err := a.Config(cluster, v2)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("--- v%d\n+++ v%d\n", v1, v2) + lineDiff(string(d1), string(d2)), nil
+}
+
+// lineDiff renders an LCS line diff ("-", "+", " " prefixes).
+func lineDiff(a, b string) string {
+	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
+	n, m := len(x), len(y)
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var sb strings.Builder
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && x[i] == y[j]:
+			sb.WriteString("  " + x[i] + "\n")
+			i++
+			j++
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+			sb.WriteString("- " + x[i] + "\n")
+			i++
+		default:
+			sb.WriteString("+ " + y[j] + "\n")
+			j++
+		}
+	}
+	return sb.String()
+}
+
+// jsonIndent renders v for dbc's -json output.
+func jsonIndent(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}

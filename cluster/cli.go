@@ -1,0 +1,255 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const cliUsage = `usage: dbc [-zk host:port,...] [-root /dbus] [-json] <command> [args]
+
+commands:
+  clusters                                   list clusters
+  members   -cluster C                       live members (leader marked, weight, resources)
+  resources -cluster C                       resources with owner, epoch and checkpoint lag
+  resources add -cluster C -id ID -input NAME [-config '{"k":"v"}']
+  resources remove -cluster C -id ID [-purge]
+  rebalance -cluster C                       ask the leader to recompute the assignment
+  checkpoints -cluster C                     every resource's checkpoint
+  config push -cluster C -file F [-comment S]
+  config history -cluster C
+  config show -cluster C [-version N]
+  config diff -cluster C [-from N] [-to M]   (default: previous -> newest)
+
+ZooKeeper servers come from -zk or DBUS_ZK (default 127.0.0.1:2181).
+Credentials never go into ZooKeeper: write "${cred:NAME}" in resource configs.
+`
+
+// RunCLI implements the dbc cluster sub-commands: args are the command
+// line after "dbc" (global flags first). It returns the exit status.
+func RunCLI(args []string, stdout, stderr io.Writer) int {
+	g := flag.NewFlagSet("dbc", flag.ContinueOnError)
+	g.SetOutput(stderr)
+	g.Usage = func() { fmt.Fprint(stderr, cliUsage) }
+	zkFlag := g.String("zk", envOr("DBUS_ZK", "127.0.0.1:2181"), "ZooKeeper servers, comma-separated")
+	root := g.String("root", DefaultRoot, "znode root")
+	asJSON := g.Bool("json", false, "print JSON")
+	timeout := g.Duration("timeout", 10*time.Second, "connect timeout")
+	if err := g.Parse(args); err != nil {
+		return 2
+	}
+	rest := g.Args()
+	if len(rest) == 0 {
+		g.Usage()
+		return 2
+	}
+	cmd, rest := rest[0], rest[1:]
+	sub := ""
+	if (cmd == "resources" || cmd == "config") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		sub, rest = rest[0], rest[1:]
+	}
+	fs := flag.NewFlagSet("dbc "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cluster := fs.String("cluster", "", "cluster name")
+	id := fs.String("id", "", "resource id")
+	input := fs.String("input", "", "input name in the pipeline config")
+	conf := fs.String("config", "", "resource config as a JSON object")
+	purge := fs.Bool("purge", false, "also delete the checkpoint")
+	file := fs.String("file", "", "config file to push")
+	comment := fs.String("comment", "", "comment of a pushed config")
+	version := fs.Int("version", 0, "config version (0: newest)")
+	from := fs.Int("from", 0, "diff from version (0: the one before -to)")
+	to := fs.Int("to", 0, "diff to version (0: newest)")
+	if err := fs.Parse(rest); err != nil {
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "dbc %s: %v\n", cmd, err)
+		return 1
+	}
+	needCluster := func() error {
+		if *cluster == "" {
+			return fmt.Errorf("-cluster is required")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Second)
+	defer cancel()
+	a, err := Dial(ctx, strings.Split(*zkFlag, ","), AdminOptions{Root: *root, ConnectTimeout: *timeout})
+	if err != nil {
+		return fail(err)
+	}
+	defer a.Close()
+	out := func(v any, table func(w *tabwriter.Writer)) int {
+		if *asJSON {
+			fmt.Fprintln(stdout, jsonIndent(v))
+			return 0
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		table(w)
+		w.Flush()
+		return 0
+	}
+	if cmd != "clusters" {
+		if err := needCluster(); err != nil {
+			return fail(err)
+		}
+	}
+	switch cmd + " " + sub {
+	case "clusters ":
+		cs, err := a.Clusters()
+		if err != nil {
+			return fail(err)
+		}
+		return out(cs, func(w *tabwriter.Writer) {
+			for _, c := range cs {
+				fmt.Fprintln(w, c)
+			}
+		})
+	case "members ":
+		ms, err := a.Members(*cluster)
+		if err != nil {
+			return fail(err)
+		}
+		return out(ms, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "MEMBER\tLEADER\tWEIGHT\tADMIN\tRUNNING\tOWNED\tFAILED")
+			for _, m := range ms {
+				lead := ""
+				if m.Leader {
+					lead = "*"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\t%d\n", m.Name, lead, m.Weight, m.Admin, len(m.Running), strings.Join(m.Owned, ","), len(m.Failed))
+			}
+		})
+	case "resources ":
+		rs, err := a.Resources(*cluster)
+		if err != nil {
+			return fail(err)
+		}
+		return out(rs, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "RESOURCE\tINPUT\tOWNER\tEPOCH\tSTATE\tCHECKPOINT LAG")
+			for _, r := range rs {
+				state := "running"
+				switch {
+				case r.Owner == "":
+					state = "unassigned"
+				case r.Releasing:
+					state = "moving to " + r.Target
+				}
+				lag := "-"
+				if !r.CheckpointTime.IsZero() {
+					lag = r.Lag.String()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Input, r.Owner, r.Epoch, state, lag)
+			}
+		})
+	case "resources add":
+		spec := ResourceSpec{ID: *id, Input: *input}
+		if *conf != "" {
+			if err := json.Unmarshal([]byte(*conf), &spec.Config); err != nil {
+				return fail(fmt.Errorf("-config: want a JSON object: %v", err))
+			}
+		}
+		if err := a.AddResource(*cluster, spec); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "resource %s added to cluster %s\n", *id, *cluster)
+	case "resources remove":
+		if err := a.RemoveResource(*cluster, *id, *purge); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "resource %s removed from cluster %s\n", *id, *cluster)
+	case "rebalance ":
+		if err := a.Rebalance(*cluster); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "rebalance of cluster %s requested\n", *cluster)
+	case "checkpoints ":
+		cps, err := a.Checkpoints(*cluster)
+		if err != nil {
+			return fail(err)
+		}
+		return out(cps, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "RESOURCE\tSTREAM\tOFFSET\tTOKEN\tBY\tEPOCH\tTIME")
+			for _, id := range sortedKeys(cps) {
+				rec := cps[id]
+				keys := sortedKeys(rec.Checkpoints)
+				sort.Strings(keys)
+				for _, k := range keys {
+					cp := rec.Checkpoints[k]
+					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", id, k, cp.Offset, cp.Token, rec.Member, rec.Epoch, rec.Time.Format(time.RFC3339))
+				}
+			}
+		})
+	case "config push":
+		if *file == "" {
+			return fail(fmt.Errorf("-file is required"))
+		}
+		data, err := os.ReadFile(*file)
+		if err != nil {
+			return fail(err)
+		}
+		v, err := a.PushConfig(*cluster, data, *comment)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "cluster %s config version %d pushed\n", *cluster, v)
+	case "config history":
+		hs, err := a.ConfigHistory(*cluster)
+		if err != nil {
+			return fail(err)
+		}
+		return out(hs, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "VERSION\tTIME\tSIZE")
+			for _, h := range hs {
+				fmt.Fprintf(w, "%d\t%s\t%d\n", h.Version, h.Time.Format(time.RFC3339), h.Size)
+			}
+		})
+	case "config show":
+		_, data, err := a.Config(*cluster, *version)
+		if err != nil {
+			return fail(err)
+		}
+		stdout.Write(data)
+	case "config diff":
+		t := *to
+		if t == 0 {
+			v, _, err := a.Config(*cluster, 0)
+			if err != nil {
+				return fail(err)
+			}
+			t = v
+		}
+		f := *from
+		if f == 0 {
+			f = t - 1
+		}
+		if f < 1 {
+			return fail(fmt.Errorf("nothing to diff: version %d is the first", t))
+		}
+		d, err := a.DiffConfig(*cluster, f, t)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprint(stdout, d)
+	default:
+		fmt.Fprintf(stderr, "dbc: unknown command %q\n", strings.TrimSpace(cmd+" "+sub))
+		fmt.Fprint(stderr, cliUsage)
+		return 2
+	}
+	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

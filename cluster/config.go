@@ -1,0 +1,171 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the "cluster:" section of a dbusd config file.
+//
+//	cluster:
+//	  name: prod                 # cluster name (required)
+//	  member: node-1             # member name, default the host name
+//	  zookeeper: [zk1:2181, zk2:2181, zk3:2181]
+//	  root: /dbus                # znode prefix
+//	  session_timeout: 10s
+//	  connect_timeout: 15s       # give up starting when no session by then
+//	  weight: 1                  # relative share of resources; 0 drains
+//	  admin: 10.0.0.5:8081       # admin address advertised to dbc
+//	  release_timeout: 30s       # graceful hand-over budget before fencing
+//	  doubt: 0.2                 # stop resources after Disconnected for doubt*session_timeout
+//	  local_dir: /var/lib/dbus/cluster   # local copies of checkpoints
+//	  credentials_file: /etc/dbus/credentials.yaml
+//	  auth: {user: dbus, password: "${cred:zk-dbus}"}   # digest auth + creator-only ACLs
+type Config struct {
+	Name            string        `yaml:"name"`
+	Member          string        `yaml:"member"`
+	ZooKeeper       []string      `yaml:"zookeeper"`
+	Root            string        `yaml:"root"`
+	SessionTimeout  time.Duration `yaml:"session_timeout"`
+	ConnectTimeout  time.Duration `yaml:"connect_timeout"`
+	Weight          *int          `yaml:"weight"`
+	Admin           string        `yaml:"admin"`
+	ReleaseTimeout  time.Duration `yaml:"release_timeout"`
+	Doubt           float64       `yaml:"doubt"`
+	LocalDir        string        `yaml:"local_dir"`
+	CredentialsFile string        `yaml:"credentials_file"`
+	Auth            *AuthConfig   `yaml:"auth"`
+
+	// DisableDoubtStop keeps resources running while the session is in
+	// doubt. Tests only: it simulates a frozen member to show fencing.
+	DisableDoubtStop bool `yaml:"-"`
+}
+
+// AuthConfig enables ZooKeeper digest authentication. Password should be
+// a credential reference ("${cred:NAME}"), resolved locally.
+type AuthConfig struct {
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+// Defaults.
+const (
+	DefaultRoot           = "/dbus"
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultReleaseTimeout = 30 * time.Second
+	DefaultDoubt          = 0.2
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidName reports whether s may be a cluster, member or resource name
+// (it becomes a znode name).
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// ParseConfig decodes and validates a "cluster:" section (strict: unknown
+// keys are errors), filling defaults. file names the config for errors.
+func ParseConfig(file string, n *yaml.Node) (*Config, error) {
+	if n == nil {
+		return nil, fmt.Errorf("%s: no cluster section", file)
+	}
+	raw, err := yaml.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: cluster: %v", file, n.Line, err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s:%d: cluster: %s", file, n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := c.fill(); err != nil {
+		return nil, fmt.Errorf("%s:%d: cluster: %w", file, n.Line, err)
+	}
+	return &c, nil
+}
+
+// fill sets defaults and validates.
+func (c *Config) fill() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is required (the cluster's name)"))
+	} else if !ValidName(c.Name) {
+		errs = append(errs, fmt.Errorf("name %q: use letters, digits, '.', '_' or '-'", c.Name))
+	}
+	if c.Member == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("member not set and no host name: %v", err))
+		}
+		c.Member = h
+	}
+	if c.Member != "" && !ValidName(c.Member) {
+		errs = append(errs, fmt.Errorf("member %q: use letters, digits, '.', '_' or '-'", c.Member))
+	}
+	if len(c.ZooKeeper) == 0 {
+		errs = append(errs, errors.New("zookeeper: list at least one host:port"))
+	}
+	for _, s := range c.ZooKeeper {
+		if !strings.Contains(s, ":") || strings.Contains(s, "@") {
+			errs = append(errs, fmt.Errorf("zookeeper: %q is not host:port", s))
+		}
+	}
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if !strings.HasPrefix(c.Root, "/") || (len(c.Root) > 1 && strings.HasSuffix(c.Root, "/")) {
+		errs = append(errs, fmt.Errorf("root %q: want an absolute znode path without trailing '/'", c.Root))
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.SessionTimeout < time.Second || c.SessionTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("session_timeout %s out of range [1s, 5m]", c.SessionTimeout))
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = c.SessionTimeout + 5*time.Second
+	}
+	if c.Weight == nil {
+		one := 1
+		c.Weight = &one
+	}
+	if *c.Weight < 0 || *c.Weight > 1000 {
+		errs = append(errs, fmt.Errorf("weight %d out of range [0, 1000]", *c.Weight))
+	}
+	if c.ReleaseTimeout == 0 {
+		c.ReleaseTimeout = DefaultReleaseTimeout
+	}
+	if c.ReleaseTimeout < 0 {
+		errs = append(errs, fmt.Errorf("release_timeout %s is negative", c.ReleaseTimeout))
+	}
+	if c.Doubt == 0 {
+		c.Doubt = DefaultDoubt
+	}
+	// The client notices a silent server after 2/3 of the session timeout;
+	// stopping must begin before the remaining third runs out.
+	if c.Doubt <= 0 || c.Doubt > 0.3 {
+		errs = append(errs, fmt.Errorf("doubt %v: want a fraction of session_timeout in (0, 0.3] (the client only notices a lost server after 2/3 of it)", c.Doubt))
+	}
+	if c.Auth != nil {
+		if c.Auth.User == "" || c.Auth.Password == "" {
+			errs = append(errs, errors.New("auth: user and password are both required"))
+		}
+		if c.Auth.Password != "" && !isCredRef(c.Auth.Password) {
+			errs = append(errs, errors.New("auth: password must be a credential reference like \"${cred:zk-dbus}\", not a literal"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DoubtAfter is how long the session may stay Disconnected before the
+// member stops its resources.
+func (c *Config) DoubtAfter() time.Duration {
+	return time.Duration(float64(c.SessionTimeout) * c.Doubt)
+}

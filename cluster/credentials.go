@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Credentials never enter ZooKeeper. Resource configs and the auth block
+// refer to them by name, "${cred:NAME}", and each member resolves the
+// names locally: from the environment variable DBUS_CRED_<NAME> (upper
+// case, '-' and '.' as '_'), else from the credentials file (a YAML
+// mapping of name to secret, readable by the dbusd user only).
+
+var credRefRE = regexp.MustCompile(`\$\{cred:([A-Za-z0-9._-]+)\}`)
+
+func isCredRef(s string) bool {
+	m := credRefRE.FindStringIndex(s)
+	return m != nil && m[0] == 0 && m[1] == len(s)
+}
+
+// Credentials resolves credential names.
+type Credentials struct {
+	file string
+	vals map[string]string
+}
+
+// LoadCredentials reads the credentials file (may be "" for env only).
+func LoadCredentials(file string) (*Credentials, error) {
+	c := &Credentials{file: file, vals: map[string]string{}}
+	if file == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("credentials file: %w", err)
+	}
+	if err := yaml.Unmarshal(data, &c.vals); err != nil {
+		return nil, fmt.Errorf("credentials file %s: want a mapping of name to secret: %v", file, err)
+	}
+	return c, nil
+}
+
+func credEnv(name string) string {
+	r := strings.NewReplacer("-", "_", ".", "_")
+	return "DBUS_CRED_" + strings.ToUpper(r.Replace(name))
+}
+
+// Lookup returns the secret named name.
+func (c *Credentials) Lookup(name string) (string, error) {
+	if v, ok := os.LookupEnv(credEnv(name)); ok {
+		return v, nil
+	}
+	if v, ok := c.vals[name]; ok {
+		return v, nil
+	}
+	where := "environment variable " + credEnv(name)
+	if c.file != "" {
+		where += " or credentials file " + c.file
+	}
+	return "", fmt.Errorf("credential %q not found (set %s)", name, where)
+}
+
+// Expand replaces every ${cred:NAME} in s.
+func (c *Credentials) Expand(s string) (string, error) {
+	var err error
+	out := credRefRE.ReplaceAllStringFunc(s, func(ref string) string {
+		name := credRefRE.FindStringSubmatch(ref)[1]
+		v, e := c.Lookup(name)
+		if e != nil && err == nil {
+			err = e
+		}
+		return v
+	})
+	return out, err
+}
+
+// expandAny expands credential references in strings nested in v.
+func (c *Credentials) expandAny(v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return c.Expand(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := c.expandAny(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := c.expandAny(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			out[k] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+var (
+	secretKeyRE = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|credential|api_?key|private_?key)`)
+	// user:password@ in a DSN or URL.
+	dsnPassRE = regexp.MustCompile(`[^\s:/@]+:([^\s@/]+)@`)
+)
+
+// CheckNoSecrets reports keys of a resource config that carry a literal
+// secret: a secret-looking key whose value is not entirely a credential
+// reference, or a DSN with an inline password. Such configs are refused
+// so that no credential is ever written to ZooKeeper.
+func CheckNoSecrets(cfg map[string]any) error {
+	var bad []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case string:
+			key := path[strings.LastIndex(path, ".")+1:]
+			if secretKeyRE.MatchString(key) && x != "" && !isCredRef(x) {
+				bad = append(bad, path+" (secret-looking key with a literal value)")
+				return
+			}
+			for _, m := range dsnPassRE.FindAllStringSubmatch(x, -1) {
+				if !isCredRef(m[1]) {
+					bad = append(bad, path+" (inline password in a DSN or URL)")
+					return
+				}
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(p, e)
+			}
+		}
+	}
+	walk("", cfg)
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("resource config carries credentials: %s; refer to a named credential instead, e.g. \"user:${cred:mysql-prod}@tcp(host:3306)/\", resolved on each member from DBUS_CRED_<NAME> or the credentials file", strings.Join(bad, ", "))
+}

@@ -1,0 +1,34 @@
+// Package cluster runs several dbusd processes as one cluster. ZooKeeper
+// decides only which member owns which resource; data never passes
+// through it. See DESIGN.md for the znode layout and the invariants.
+//
+// Pieces:
+//   - assign (sub-package): the pure assignment state machine.
+//   - Member (Join, Run): registration, election, the leader (which runs
+//     the machine and writes the assignment), and the resources granted
+//     to this member, each run by a Runner.
+//   - EngineRunner: one engine.Engine per resource, its distributed input
+//     merged with the resource's config.
+//   - Store: the engine.CheckpointStore of one resource at one epoch,
+//     fenced by the owner record's znode version.
+//   - Admin and RunCLI: the operator's API and the dbc sub-commands.
+//   - RunMember: what dbusd calls when its config has a cluster section.
+//
+// Contract for callers:
+//  1. Join connects and registers; it returns clear errors for an
+//     unreachable ZooKeeper and a duplicate member name.
+//  2. Run blocks until its context ends; then every resource is stopped
+//     (drained, final commit), the member steps down and the session is
+//     closed. Call Run once.
+//  3. A Member's methods (Name, IsLeader, Running, StoreStats) are safe
+//     from any goroutine. Admin is for one goroutine at a time.
+//  4. Runner.Run must return after its context ends, having drained; a
+//     Store may be used only by the engine it was made for.
+//
+// Guarantees: a member runs a resource only while the assignment grants it
+// to the member at the epoch recorded in owners/<resource>; a member that
+// lost a resource cannot advance its checkpoint (engine.ErrFenced); a
+// member whose session is in doubt stops its resources before the session
+// can expire. Delivery stays at least once: moves and failures may
+// duplicate what was in flight since the last commit, never lose it.
+package cluster

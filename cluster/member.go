@@ -1,0 +1,564 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dbus-project/dbus/cluster/assign"
+	"github.com/dbus-project/dbus/engine"
+	"github.com/go-zookeeper/zk"
+)
+
+// Runner runs resources for a Member. EngineRunner runs each in its own
+// engine.Engine; tests may provide their own.
+type Runner interface {
+	// Check reports whether this member can run spec (its input exists
+	// and is distributed), without starting anything.
+	Check(spec ResourceSpec) error
+	// Run runs spec until ctx ends, keeping its checkpoints in store,
+	// and returns once everything was drained and committed.
+	Run(ctx context.Context, spec ResourceSpec, store engine.CheckpointStore) error
+}
+
+// Options configure a Member beyond its Config.
+type Options struct {
+	Runner Runner
+	Logger *slog.Logger
+	// Dialer connects to ZooKeeper (tests put a proxy in between); nil
+	// dials directly.
+	Dialer zk.Dialer
+	// Credentials resolve ${cred:NAME}; nil loads Config.CredentialsFile.
+	Credentials *Credentials
+	// Tick is the leader's clock period; 0 means 250ms.
+	Tick time.Duration
+	// RetryBackoff delays restarting a resource that failed; 0 means 2s.
+	RetryBackoff time.Duration
+}
+
+// Member is one dbusd in a cluster: it registers an ephemeral member
+// znode, takes part in the leader election (running the leader when it
+// wins), watches the assignment and runs exactly the resources granted to
+// it at the current epoch. Create it with Join, run it with Run.
+//
+// Goroutines: Run's loop owns the slots map; each running resource has a
+// goroutine (started and awaited by the loop); watch forwarders and the
+// leader goroutine are tracked by wg and stopped before Run returns.
+type Member struct {
+	cfg    *Config
+	opts   Options
+	s      *session
+	p      paths
+	log    *slog.Logger
+	runner Runner
+	creds  *Credentials
+
+	wake chan struct{}
+	quit chan struct{}
+	wg   sync.WaitGroup
+	w    *watches
+
+	// Owned by Run's goroutine.
+	registered   int64 // session id the member znode belongs to
+	electionNode string
+	slots        map[string]*slot
+	failed       map[string]failure
+	published    string
+	leaderCancel context.CancelFunc
+	leaderDone   chan struct{}
+	doubtStopped bool
+	started      time.Time
+
+	mu sync.Mutex
+	// Guarded by mu.
+	stores   map[string]*Store
+	isLeader bool
+	running  map[string]bool // resources whose pipeline runs now
+}
+
+type slot struct {
+	id      string
+	epoch   uint64
+	cancel  context.CancelFunc
+	done    chan struct{}
+	running chan struct{} // closed once the resource runs
+	err     error         // set before done closes
+}
+
+// errFinished marks a resource whose source ended: it is not restarted
+// before RetryBackoff.
+var errFinished = errors.New("source finished")
+
+type failure struct {
+	epoch    uint64
+	at       time.Time
+	err      string
+	attempts int
+}
+
+// backoff is the delay before retrying a failed resource: RetryBackoff
+// doubled per attempt, at most a minute.
+func (m *Member) backoff(f failure) time.Duration {
+	d := m.opts.RetryBackoff << min(f.attempts-1, 10)
+	return min(d, time.Minute)
+}
+
+// Join connects to ZooKeeper, creates the cluster's znodes if needed and
+// registers the member. It fails with a clear error when ZooKeeper is
+// unreachable within cfg.ConnectTimeout or when another live process is
+// registered under the same member name.
+func Join(ctx context.Context, cfg *Config, opts Options) (*Member, error) {
+	if opts.Runner == nil {
+		return nil, errors.New("cluster: Options.Runner is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 250 * time.Millisecond
+	}
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = 2 * time.Second
+	}
+	creds := opts.Credentials
+	if creds == nil {
+		var err error
+		if creds, err = LoadCredentials(cfg.CredentialsFile); err != nil {
+			return nil, err
+		}
+	}
+	log := opts.Logger.With("cluster", cfg.Name, "member", cfg.Member)
+	s, err := connect(ctx, cfg.ZooKeeper, cfg.SessionTimeout, cfg.ConnectTimeout, cfg.Auth, creds, opts.Dialer, log)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: member %s: %w", cfg.Name, cfg.Member, err)
+	}
+	m := &Member{cfg: cfg, opts: opts, s: s, p: newPaths(cfg.Root, cfg.Name), log: log, runner: opts.Runner, creds: creds,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), slots: map[string]*slot{}, failed: map[string]failure{},
+		stores: map[string]*Store{}, running: map[string]bool{}, started: time.Now().UTC()}
+	m.w = newWatches(s.conn, m.wake, m.quit, &m.wg)
+	if err := s.ensure(m.p.layout()...); err != nil {
+		s.close()
+		return nil, fmt.Errorf("cluster %s: %w", cfg.Name, err)
+	}
+	if err := m.register(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Name returns the member name.
+func (m *Member) Name() string { return m.cfg.Member }
+
+// IsLeader reports whether this member runs the leader now.
+func (m *Member) IsLeader() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.isLeader
+}
+
+// Running returns the resources whose pipeline runs now, sorted.
+func (m *Member) Running() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sortedKeys(m.running)
+}
+
+// StoreStats returns the counters of the checkpoint store of every
+// resource this member started since it joined (tests, metrics).
+func (m *Member) StoreStats() map[string]StoreStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]StoreStats{}
+	for id, st := range m.stores {
+		out[id] = st.Stats()
+	}
+	return out
+}
+
+// register creates the member znode and the election node for the
+// current session. A member znode of another live session means a
+// duplicate member name: it is retried until ConnectTimeout (a restarted
+// member waits for its previous session to expire), then refused.
+func (m *Member) register(ctx context.Context) error {
+	_, sid, _ := m.s.status()
+	deadline := time.Now().Add(m.cfg.ConnectTimeout)
+	data := m.memberData()
+	for {
+		_, err := m.s.conn.Create(m.p.member(m.cfg.Member), data, zk.FlagEphemeral, m.s.acl)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("cluster %s: register member %s: %w", m.cfg.Name, m.cfg.Member, err)
+		}
+		_, st, gerr := m.s.conn.Get(m.p.member(m.cfg.Member))
+		if gerr == nil && st.EphemeralOwner == sid {
+			if _, err := m.s.conn.Set(m.p.member(m.cfg.Member), data, -1); err != nil {
+				return fmt.Errorf("cluster %s: register member %s: %w", m.cfg.Name, m.cfg.Member, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			owner := int64(0)
+			if st != nil {
+				owner = st.EphemeralOwner
+			}
+			return fmt.Errorf("cluster %s: duplicate member name %q: it is registered by another live session (0x%x) for more than %s; is another dbusd running with member: %s? Give each member a unique name",
+				m.cfg.Name, m.cfg.Member, owner, m.cfg.ConnectTimeout, m.cfg.Member)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	node, err := m.s.conn.Create(m.p.election()+"/n_", []byte(m.cfg.Member), zk.FlagEphemeral|zk.FlagSequence, m.s.acl)
+	if err != nil {
+		return fmt.Errorf("cluster %s: member %s: join election: %w", m.cfg.Name, m.cfg.Member, err)
+	}
+	m.electionNode = node
+	m.registered = sid
+	m.published = string(data)
+	m.log.Info("cluster member registered", "session", fmt.Sprintf("0x%x", sid), "election", node)
+	return nil
+}
+
+func (m *Member) memberData() []byte {
+	mi := MemberInfo{Name: m.cfg.Member, Weight: *m.cfg.Weight, Admin: m.cfg.Admin, Started: m.started, Running: []string{}}
+	for id, sl := range m.slots {
+		select {
+		case <-sl.running:
+			mi.Running = append(mi.Running, id)
+		default:
+		}
+	}
+	sort.Strings(mi.Running)
+	if len(m.failed) > 0 {
+		mi.Failed = map[string]string{}
+		for id, f := range m.failed {
+			mi.Failed[id] = f.err
+		}
+	}
+	return mustJSON(mi)
+}
+
+// publish rewrites the member znode when its data changed.
+func (m *Member) publish() {
+	data := m.memberData()
+	if string(data) == m.published {
+		return
+	}
+	if _, err := m.s.conn.Set(m.p.member(m.cfg.Member), data, -1); err != nil {
+		m.log.Warn("cannot update member znode", "err", err)
+		return
+	}
+	m.published = string(data)
+}
+
+// Run runs the member until ctx ends, then stops every resource (each
+// drains and commits), steps down and closes the session.
+func (m *Member) Run(ctx context.Context) error {
+	defer m.shutdown()
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	signal(m.wake)
+	for {
+		state, sid, disc := m.s.status()
+		_, notify := m.s.stateCh()
+		switch {
+		case state == zk.StateHasSession:
+			m.doubtStopped = false
+			if sid != m.registered {
+				m.log.Warn("ZooKeeper session replaced (the previous one expired): registering again", "session", fmt.Sprintf("0x%x", sid))
+				m.stopLeader()
+				if !m.cfg.DisableDoubtStop {
+					m.stopAll("session expired")
+				}
+				if err := m.register(ctx); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					m.log.Error("cannot register again", "err", err)
+					break
+				}
+			}
+			if err := m.sync(ctx); err != nil && !isConnErr(err) {
+				m.log.Warn("cluster sync", "err", err)
+			}
+		case !disc.IsZero() && time.Since(disc) > m.cfg.DoubtAfter():
+			m.stopLeader()
+			if !m.doubtStopped && !m.cfg.DisableDoubtStop {
+				m.log.Warn("ZooKeeper session in doubt: stopping every resource before it could expire", "disconnected_for", time.Since(disc).Round(time.Millisecond))
+				m.stopAll("session in doubt")
+				m.doubtStopped = true
+			}
+		}
+		m.reap()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+		case <-notify:
+		case <-poll.C:
+		}
+	}
+}
+
+// sync reads the assignment and the election, then reconciles.
+func (m *Member) sync(ctx context.Context) error {
+	if err := m.elect(ctx); err != nil {
+		return err
+	}
+	data, _, err := m.w.get(m.p.assignment())
+	if err != nil {
+		return fmt.Errorf("read assignment: %w", err)
+	}
+	var a Assignment
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &a); err != nil {
+			return fmt.Errorf("assignment znode holds invalid JSON: %w", err)
+		}
+	}
+	want := map[string]uint64{}
+	for _, r := range a.State.Resources {
+		if r.Owner == m.cfg.Member && !r.Releasing {
+			want[r.ID] = r.Epoch
+		}
+	}
+	for id, sl := range m.slots {
+		if e, ok := want[id]; !ok || e != sl.epoch {
+			m.stopSlot(sl, "assignment changed")
+		}
+	}
+	for id, f := range m.failed {
+		if e, ok := want[id]; !ok || e != f.epoch {
+			delete(m.failed, id) // new grant or not ours: forget the failure
+		}
+	}
+	for _, id := range sortedKeys(want) {
+		if _, ok := m.slots[id]; ok {
+			continue
+		}
+		if f, ok := m.failed[id]; ok && time.Since(f.at) < m.backoff(f) {
+			continue
+		}
+		m.startSlot(id, want[id])
+	}
+	m.publish()
+	return nil
+}
+
+// elect starts or stops the leader according to the election children.
+func (m *Member) elect(ctx context.Context) error {
+	kids, _, err := m.w.children(m.p.election())
+	if err != nil {
+		return fmt.Errorf("read election: %w", err)
+	}
+	sort.Slice(kids, func(i, j int) bool { return seqOf(kids[i]) < seqOf(kids[j]) })
+	lead := len(kids) > 0 && m.p.election()+"/"+kids[0] == m.electionNode
+	if lead && m.leaderCancel == nil {
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		m.leaderCancel, m.leaderDone = cancel, done
+		l := &leader{s: m.s, p: m.p, name: m.cfg.Member, node: m.electionNode, log: m.log,
+			cfg: assign.Config{ReleaseTimeout: m.cfg.ReleaseTimeout}, tick: m.opts.Tick, now: time.Now}
+		m.mu.Lock()
+		m.isLeader = true
+		m.mu.Unlock()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer close(done)
+			if err := l.run(lctx); err != nil && lctx.Err() == nil {
+				m.log.Warn("leader stopped", "err", err)
+			}
+			m.mu.Lock()
+			m.isLeader = false
+			m.mu.Unlock()
+			signal(m.wake)
+		}()
+	}
+	if m.leaderDone != nil {
+		select {
+		case <-m.leaderDone:
+			m.leaderCancel()
+			m.leaderCancel, m.leaderDone = nil, nil
+		default:
+			if !lead {
+				m.stopLeader()
+			}
+		}
+	}
+	return nil
+}
+
+// seqOf returns the sequence suffix of an election node name.
+func seqOf(name string) string {
+	if i := strings.LastIndex(name, "_"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+func (m *Member) stopLeader() {
+	if m.leaderCancel == nil {
+		return
+	}
+	m.leaderCancel()
+	<-m.leaderDone
+	m.leaderCancel, m.leaderDone = nil, nil
+}
+
+// startSlot starts resource id at epoch in its own goroutine: it checks
+// the owner record (fencing token), loads the resource spec and runs it.
+func (m *Member) startSlot(id string, epoch uint64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sl := &slot{id: id, epoch: epoch, cancel: cancel, done: make(chan struct{}), running: make(chan struct{})}
+	m.slots[id] = sl
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer signal(m.wake)
+		defer close(sl.done)
+		defer cancel()
+		sl.err = m.runSlot(ctx, sl)
+	}()
+}
+
+func (m *Member) runSlot(ctx context.Context, sl *slot) error {
+	var rec OwnerRecord
+	st, err := m.s.getJSON(m.p.owner(sl.id), &rec)
+	if err != nil {
+		return fmt.Errorf("read owner record of resource %s: %w", sl.id, err)
+	}
+	if rec.Member != m.cfg.Member || rec.Epoch != sl.epoch {
+		return fmt.Errorf("resource %s: owner record names %s at epoch %d, not %s at %d (assignment in progress)", sl.id, rec.Member, rec.Epoch, m.cfg.Member, sl.epoch)
+	}
+	var spec ResourceSpec
+	if _, err := m.s.getJSON(m.p.resource(sl.id), &spec); err != nil {
+		return fmt.Errorf("read resource %s: %w", sl.id, err)
+	}
+	spec.ID = sl.id
+	if err := m.runner.Check(spec); err != nil {
+		return err
+	}
+	var local *engine.FileStore
+	if m.cfg.LocalDir != "" {
+		local, err = engine.OpenFileStore(filepath.Join(m.cfg.LocalDir, m.cfg.Name, sl.id))
+		if err != nil {
+			return fmt.Errorf("resource %s: local checkpoint copy: %w", sl.id, err)
+		}
+	}
+	store := newStore(m.s, m.p, sl.id, m.cfg.Member, sl.epoch, st.Version, local, m.log)
+	m.mu.Lock()
+	m.stores[sl.id] = store
+	m.mu.Unlock()
+	m.log.Info("resource starting", "resource", sl.id, "input", spec.Input, "epoch", sl.epoch)
+	m.mu.Lock()
+	m.running[sl.id] = true
+	m.mu.Unlock()
+	close(sl.running)
+	signal(m.wake) // publish the running list
+	err = m.runner.Run(ctx, spec, store)
+	m.mu.Lock()
+	delete(m.running, sl.id)
+	m.mu.Unlock()
+	m.log.Info("resource stopped", "resource", sl.id, "epoch", sl.epoch, "err", err)
+	if ctx.Err() != nil && err != nil && !errors.Is(err, engine.ErrFenced) {
+		// Stopped on purpose; a failed final commit leaves the previous
+		// checkpoint (the data is read again, never lost).
+		m.log.Warn("resource stopped with an error", "resource", sl.id, "err", err)
+		return nil
+	}
+	if err == nil && ctx.Err() == nil {
+		return errFinished
+	}
+	return err
+}
+
+func (m *Member) stopSlot(sl *slot, why string) {
+	m.log.Info("stopping resource", "resource", sl.id, "epoch", sl.epoch, "why", why)
+	sl.cancel()
+}
+
+// stopAll stops every resource and waits for them (each drains and tries
+// its final commit).
+func (m *Member) stopAll(why string) {
+	for _, sl := range m.slots {
+		m.stopSlot(sl, why)
+	}
+	for _, sl := range m.slots {
+		<-sl.done
+	}
+	m.reap()
+}
+
+// reap removes finished slots, recording failures.
+func (m *Member) reap() {
+	changed := false
+	for id, sl := range m.slots {
+		select {
+		case <-sl.done:
+		default:
+			continue
+		}
+		delete(m.slots, id)
+		changed = true
+		if sl.err != nil {
+			if !errors.Is(sl.err, errFinished) {
+				m.log.Error("resource failed", "resource", id, "epoch", sl.epoch, "err", sl.err)
+			}
+			f := m.failed[id]
+			if f.epoch != sl.epoch {
+				f = failure{epoch: sl.epoch}
+			}
+			f.at, f.err = time.Now(), sl.err.Error()
+			f.attempts++
+			m.failed[id] = f
+		}
+	}
+	if changed {
+		if st, _, _ := m.s.status(); st == zk.StateHasSession {
+			m.publish()
+		}
+		signal(m.wake)
+	}
+}
+
+func (m *Member) shutdown() {
+	m.stopLeader()
+	m.stopAll("member shutting down")
+	if m.registered != 0 {
+		if _, sid, _ := m.s.status(); sid == m.registered {
+			m.s.conn.Delete(m.electionNode, -1)
+			m.s.conn.Delete(m.p.member(m.cfg.Member), -1)
+		}
+	}
+	close(m.quit)
+	m.wg.Wait()
+	m.s.close()
+}
+
+// Kill closes the ZooKeeper session abruptly without stopping resources
+// gracefully first: the resources' contexts are cancelled but their
+// checkpoint writes go nowhere. Tests use it to simulate a crashed member.
+func (m *Member) Kill() {
+	m.s.close()
+}
+
+// localDirDefault is the default of local_dir.
+func localDirDefault() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "dbus", "cluster")
+	}
+	return filepath.Join(os.TempDir(), "dbus-cluster")
+}

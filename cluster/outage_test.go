@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbus-project/dbus/internal/testenv"
+)
+
+// TestClusterSessionDoubtStopsResources: a member whose ZooKeeper traffic
+// stops (a partition) stops its resources by itself before its session
+// can expire, so the new owner never overlaps with it.
+func TestClusterSessionDoubtStopsResources(t *testing.T) {
+	h := newHarness(t)
+	proxy := newPauseProxy(t, h.zk[0])
+	ca := h.config("a")
+	ca.ZooKeeper = []string{proxy.addr()}
+	a := h.start(ca, Options{})
+	h.addResources(3, "src")
+	h.waitFor("3 resources on a", 10*time.Second, func() bool { return len(a.m.Running()) == 3 })
+	proxy.setPaused(true)
+	cut := time.Now()
+	h.waitFor("a stops its resources", 5*time.Second, func() bool { return len(a.m.Running()) == 0 })
+	took := time.Since(cut)
+	t.Logf("a stopped its resources %s after the partition (session timeout %s, doubt after %s)", took.Round(time.Millisecond), ca.SessionTimeout, ca.DoubtAfter())
+	if took >= ca.SessionTimeout {
+		t.Fatalf("resources stopped after %s, not before the session timeout %s", took, ca.SessionTimeout)
+	}
+	proxy.setPaused(false)
+	h.waitFor("a runs its resources again", 15*time.Second, func() bool { return len(a.m.Running()) == 3 })
+}
+
+// zkScript returns the path of .ci/zookeeper.sh when the test ZooKeeper
+// is the one that script runs (so the test may stop and start it).
+func zkScript(t *testing.T, servers []string) string {
+	t.Helper()
+	port := os.Getenv("DBUS_ZK_PORT")
+	if port == "" {
+		port = "21810"
+	}
+	if len(servers) != 1 || servers[0] != "127.0.0.1:"+port {
+		if testenv.CI() {
+			t.Fatalf("DBUS_TEST_ZK=%v is not the .ci/zookeeper.sh server 127.0.0.1:%s", servers, port)
+		}
+		t.Skipf("DBUS_TEST_ZK is not the .ci/zookeeper.sh server: cannot stop and start it")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Skip("no java")
+	}
+	return "../.ci/zookeeper.sh"
+}
+
+func script(t *testing.T, path string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(path, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", path, strings.Join(args, " "), err, out)
+	}
+}
+
+// TestClusterZooKeeperOutage: ZooKeeper is fully down for a few seconds
+// (DBUS_TEST_ZK_OUTAGE, default 5s; 60s reproduces the minute):
+// members stop their resources, nothing is lost, and the cluster runs
+// every resource again once ZooKeeper is back.
+func TestClusterZooKeeperOutage(t *testing.T) {
+	h := newHarness(t)
+	sh := zkScript(t, h.zk)
+	outage := 5 * time.Second
+	if v := os.Getenv("DBUS_TEST_ZK_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outage = d
+	}
+	ms := []*running{h.start(h.config("a"), Options{}), h.start(h.config("b"), Options{})}
+	ids := h.addResources(6, "src")
+	h.waitFor("6 resources running", 10*time.Second, func() bool { return len(h.runningBy()) == 6 })
+	time.Sleep(300 * time.Millisecond)
+	script(t, sh, "stop")
+	t.Cleanup(func() { exec.Command(sh, "start").Run() })
+	h.waitFor("members stop their resources", 10*time.Second, func() bool {
+		return len(ms[0].m.Running())+len(ms[1].m.Running()) == 0
+	})
+	time.Sleep(outage)
+	script(t, sh, "start")
+	back := time.Now()
+	h.waitFor("every resource running again", 30*time.Second, func() bool {
+		return len(ms[0].m.Running())+len(ms[1].m.Running()) == 6
+	})
+	t.Logf("cluster recovered %s after ZooKeeper returned from a %s outage", time.Since(back).Round(time.Millisecond), outage)
+	time.Sleep(time.Second)
+	for _, id := range ids {
+		hi := h.sink.highest(id)
+		if g := h.sink.gaps(id, hi); len(g) > 0 {
+			t.Errorf("resource %s lost %v", id, g[:min(10, len(g))])
+		}
+	}
+}
+
+// TestClusterEnsembleNodeLoss: a 3-node ZooKeeper ensemble loses one node
+// (the ZooKeeper leader): the cluster keeps its assignment, and a resource
+// added afterwards is still assigned and run.
+func TestClusterEnsembleNodeLoss(t *testing.T) {
+	h0 := newHarness(t)
+	zkScript(t, h0.zk)
+	sh := "../.ci/zookeeper.sh"
+	script(t, sh, "start-ensemble")
+	t.Cleanup(func() { exec.Command(sh, "stop-ensemble").Run() })
+	out, err := exec.Command(sh, "env-ensemble").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := strings.Split(strings.TrimPrefix(strings.TrimSpace(string(out)), "export DBUS_TEST_ZK_ENSEMBLE="), ",")
+	t.Setenv("DBUS_TEST_ZK", strings.Join(servers, ","))
+	h := newHarness(t)
+	ms := []*running{h.start(h.config("a"), Options{}), h.start(h.config("b"), Options{}), h.start(h.config("c"), Options{})}
+	h.addResources(6, "src")
+	h.waitFor("6 resources 2/2/2", 20*time.Second, func() bool {
+		c := countBy(h.runningBy())
+		return c["a"] == 2 && c["b"] == 2 && c["c"] == 2
+	})
+	before := h.runningBy()
+	// Kill the ensemble's leader node.
+	st, _ := exec.Command(sh, "status").Output()
+	node := "1"
+	for _, line := range strings.Split(string(st), "\n") {
+		if strings.HasPrefix(line, "node ") && strings.HasSuffix(line, "Mode: leader") {
+			node = strings.Fields(line)[1]
+		}
+	}
+	script(t, sh, "stop-node", node)
+	t.Logf("killed ZooKeeper node %s (the ensemble's leader)", node)
+	if err := h.admin.AddResource(h.cluster, ResourceSpec{ID: "late", Input: "src", Config: map[string]any{"resource": "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the new resource runs", 20*time.Second, func() bool { return len(h.runningBy()) == 7 })
+	after := h.runningBy()
+	for id, o := range before {
+		if after[id] != o {
+			t.Errorf("resource %s moved from %s to %s while one ZooKeeper node was down", id, o, after[id])
+		}
+	}
+	script(t, sh, "start-node", node)
+	_ = ms
+}
