@@ -41,6 +41,10 @@ lint:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzConfigParse -fuzztime $(FUZZTIME) ./engine/
+	$(GO) test -run XXX -fuzz FuzzAPIRequest -fuzztime $(FUZZTIME) ./engine/admin/
+	$(GO) test -run XXX -fuzz FuzzAPITapQuery -fuzztime $(FUZZTIME) ./engine/admin/
+	$(GO) test -run XXX -fuzz FuzzAPIAdminSection -fuzztime $(FUZZTIME) ./engine/admin/
+	$(GO) test -run XXX -fuzz FuzzParseJSON -fuzztime $(FUZZTIME) ./plugins/parse/
 
 # Long soaks and kill loops (minutes); CI runs short versions of each.
 soak:

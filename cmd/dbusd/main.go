@@ -4,6 +4,7 @@
 //	dbusd -conf FILE -t         validate the config and exit (every error listed)
 //	dbusd -dryrun [-conf FILE]  replace outputs with acking sinks and report packets/s
 //	dbusd -duration 10s         stop cleanly after a duration
+//	dbusd -admin 127.0.0.1:8714 serve the admin API, /metrics and /ui/ (also: admin: in the config)
 //
 // Without -conf, dbusd runs its embedded default pipeline (a dry run of
 // MockInput -> MockFilter -> MockOutput).
@@ -26,7 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dbus-project/dbus/cluster"
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/admin"
 	_ "github.com/dbus-project/dbus/plugins/all"
 )
 
@@ -49,6 +52,8 @@ type options struct {
 	logLevel  string
 	logFormat string
 	report    time.Duration
+	admin     string
+	offline   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -57,12 +62,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs.StringVar(&o.conf, "conf", "", "pipeline config `file` (default: the embedded dry-run pipeline)")
 	fs.BoolVar(&o.check, "t", false, "validate the config and exit")
+	fs.BoolVar(&o.offline, "offline", false, "with -t: validate without probing brokers or deployment files")
 	fs.BoolVar(&o.dryrun, "dryrun", false, "replace outputs with acking sinks (or their dry-run mode) and report packets/s")
 	fs.DurationVar(&o.duration, "duration", 0, "stop cleanly after this long (0: run until signalled)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&o.report, "report", time.Second, "dry-run rate report interval")
+	fs.StringVar(&o.admin, "admin", "", "admin API `address` (host:port), overriding admin.listen; enables the admin API")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,11 +127,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.check {
 		// Build (construct every plugin) without running, so constructor
 		// checks (bad templates, unknown compression...) are reported too.
-		if _, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log}); err != nil {
+		if _, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log, Offline: o.offline}); err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1
 		}
+		if _, err := admin.ParseSection(cfg.File, cfg.Sections["admin"]); err != nil {
+			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
+			return 1
+		}
+		if n := cfg.Sections["cluster"]; n != nil {
+			if _, err := cluster.ParseConfig(cfg.File, n); err != nil {
+				fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
+				return 1
+			}
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d plugins)\n", cfg.File, len(cfg.Plugins))
+		return 0
+	}
+	if n := cfg.Sections["cluster"]; n != nil && !o.dryrun {
+		// Cluster mode: ZooKeeper decides which resources this member runs.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if o.duration > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, o.duration)
+			defer cancel()
+		}
+		log.Info("dbusd starting in cluster mode", "version", Version, "config", cfg.File)
+		if err := cluster.RunMember(ctx, cfg, reg, log); err != nil {
+			log.Error("cluster member stopped with an error", "err", err)
+			return 1
+		}
 		return 0
 	}
 	opts := engine.Options{Registry: reg, Logger: log, DryRun: o.dryrun}
@@ -143,8 +176,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
+	srv, err := admin.Start(ctx, admin.Options{Supervisor: e, Registry: reg, ConfigPath: o.conf, Logger: log,
+		Version: Version, Section: cfg.Sections["admin"], ListenOverride: o.admin})
+	if err != nil {
+		fmt.Fprintf(stderr, "dbusd: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
 	if o.conf != "" {
-		go reloadOnSIGHUP(ctx, e, o.conf, reg, log)
+		go reloadOnSIGHUP(ctx, e, srv, o.conf, reg, log)
 	}
 	var rep *reporter
 	if o.dryrun {
@@ -169,7 +209,9 @@ func indent(s string) string {
 
 // reloadOnSIGHUP re-reads the config file on SIGHUP and applies it as a
 // diff; a config that fails leaves the running pipeline untouched.
-func reloadOnSIGHUP(ctx context.Context, sup *engine.Supervisor, path string, reg *engine.Registry, log *slog.Logger) {
+// With the admin API on, it reloads through it, so /api/v1/status reports
+// the last reload whatever triggered it.
+func reloadOnSIGHUP(ctx context.Context, sup *engine.Supervisor, srv *admin.Server, path string, reg *engine.Registry, log *slog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -178,6 +220,10 @@ func reloadOnSIGHUP(ctx context.Context, sup *engine.Supervisor, path string, re
 		case <-ctx.Done():
 			return
 		case <-ch:
+			if srv != nil {
+				srv.ReloadFile("signal") // logs the result
+				continue
+			}
 			cfg, err := engine.LoadFile(path, reg)
 			if err != nil {
 				log.Error("reload rejected: config invalid, pipeline unchanged", "config", path, "err", err)
