@@ -98,7 +98,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return nil // ctx ended
 		}
-		p.Payload = appendPayload(p.Payload[:0], names[i], seq, in.template)
+		p.Payload = AppendPayload(p.Payload[:0], names[i], seq, in.template)
 		if in.keys > 0 {
 			p.Key = append(p.Key[:0], 'k')
 			p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
@@ -115,9 +115,9 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 	return ic.Flush(ctx)
 }
 
-// appendPayload writes "<stream>:<seq>" padded with the template's bytes
+// AppendPayload writes "<stream>:<seq>" padded with the template's bytes
 // up to the template's size.
-func appendPayload(dst, stream []byte, seq int64, template []byte) []byte {
+func AppendPayload(dst, stream []byte, seq int64, template []byte) []byte {
 	dst = append(dst, stream...)
 	dst = append(dst, ':')
 	dst = strconv.AppendInt(dst, seq, 10)
