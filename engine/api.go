@@ -164,6 +164,23 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// FilterFlusher is implemented by filters that hold state to emit at
+// shutdown (windows, aggregates): FlushFilter is called once, after the
+// filter's last Process/Tick, from the filter's goroutine, and may emit
+// with tc (tc.New for fresh packets). It is preferred over Flusher for
+// filters.
+type FilterFlusher interface {
+	FlushFilter(tc TickContext) error
+}
+
+// Queryable is implemented by plugins whose state can be asked about
+// through the admin API (GET /api/v1/plugins/{name}/query?...): a
+// cardinality estimate, funnel counts. Query must be safe to call from any
+// goroutine while the plugin runs; the result is rendered as JSON.
+type Queryable interface {
+	Query(params map[string]string) (any, error)
+}
+
 // Ticker is implemented by filters that act on time (windows, periodic
 // emission). Tick is called from the filter's goroutine about every
 // Interval, with the same FilterContext rules as Process, and may emit

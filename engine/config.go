@@ -71,9 +71,10 @@ type PluginConfig struct {
 	PoolBytes int64
 	Window    int
 	// Outputs.
-	InFlight     int
-	Retries      int
-	RetryBackoff time.Duration
+	InFlight        int
+	Retries         int
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
 	DeadLetter   string
 	Batch        int
 }
@@ -95,7 +96,7 @@ func (e *ConfigError) Error() string {
 // reservedKeys are per-plugin keys the engine owns.
 var reservedKeys = map[string]bool{
 	"name": true, "class": true, "match": true, "pool": true, "pool_bytes": true, "window": true,
-	"in_flight": true, "retries": true, "retry_backoff": true, "dead_letter": true, "batch": true,
+	"in_flight": true, "retries": true, "retry_backoff": true, "retry_backoff_max": true, "dead_letter": true, "batch": true,
 	"disabled": true,
 }
 
@@ -284,7 +285,7 @@ func (p *parser) plugins(n *yaml.Node, kind Kind, cfg *Config) {
 
 func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 	pc := &PluginConfig{Kind: kind, Line: n.Line, Pool: cfg.Engine.Pool, PoolBytes: cfg.Engine.PoolBytes,
-		Window: cfg.Engine.Window, InFlight: 1, Retries: 3, RetryBackoff: 350 * time.Millisecond, Batch: cfg.Engine.Batch}
+		Window: cfg.Engine.Window, InFlight: 1, Retries: 3, RetryBackoff: 350 * time.Millisecond, RetryBackoffMax: 5 * time.Second, Batch: cfg.Engine.Batch}
 	fields := map[string]*yaml.Node{}
 	keys := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -368,6 +369,9 @@ func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 				continue
 			case "retry_backoff":
 				pc.RetryBackoff = p.durRange(v, where(key), time.Millisecond, time.Hour)
+				continue
+			case "retry_backoff_max":
+				pc.RetryBackoffMax = p.durRange(v, where(key), time.Millisecond, time.Hour)
 				continue
 			case "batch":
 				pc.Batch = int(p.intRange(v, where(key), 1, 1<<16))

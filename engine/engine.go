@@ -428,13 +428,20 @@ func (e *Engine) commitLoop(stop <-chan struct{}) {
 	defer t.Stop()
 	w := time.NewTicker(min(time.Second, e.cfg.Engine.HeldWarn/2+time.Millisecond))
 	defer w.Stop()
+	failures := 0
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 			if err := e.commit(e.hardCtx); err != nil {
-				e.log.Error("checkpoint commit failed", "err", err)
+				failures++
+				if failures == 1 || failures%100 == 0 {
+					e.log.Error("checkpoint commit failed; retrying every interval", "err", err, "failures", failures)
+				}
+			} else if failures > 0 {
+				e.log.Info("checkpoint commit recovered", "after_failures", failures)
+				failures = 0
 			}
 		case <-w.C:
 			e.watchHeld()
@@ -612,4 +619,50 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// instance returns the running plugin instance of node name.
+func (e *Engine) instance(name string) (any, bool) {
+	for _, ir := range e.inputs {
+		if ir.n.name() == name {
+			return ir.in, true
+		}
+		for _, c := range ir.chains() {
+			if c.n.name() == name {
+				return c.f, true
+			}
+		}
+	}
+	for _, fr := range e.filters {
+		if fr.n.name() == name {
+			return fr.chain.f, true
+		}
+		for _, c := range fr.chains() {
+			if c.n.name() == name {
+				return c.f, true
+			}
+		}
+	}
+	for _, or := range e.outputs {
+		if or.n.name() == name {
+			return or.out, true
+		}
+	}
+	return nil, false
+}
+
+// ErrNotQueryable is returned by Query for plugins without state to query.
+var ErrNotQueryable = errors.New("plugin has no queryable state")
+
+// Query asks the named plugin's state (see Queryable).
+func (e *Engine) Query(name string, params map[string]string) (any, error) {
+	inst, ok := e.instance(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	q, ok := inst.(Queryable)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotQueryable)
+	}
+	return q.Query(params)
 }

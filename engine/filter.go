@@ -78,7 +78,10 @@ func (fr *filterRunner) run() {
 			fr.rel.Flush()
 		}
 	}
-	if fl, ok := c.f.(Flusher); ok {
+	if ff, ok := c.f.(FilterFlusher); ok {
+		fr.safe(func() error { return ff.FlushFilter(c.fc) })
+		c.flushOut()
+	} else if fl, ok := c.f.(Flusher); ok {
 		fr.safe(func() error { return fl.Flush(e.hardCtx) })
 		c.flushOut()
 	}

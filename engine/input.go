@@ -101,12 +101,19 @@ func (ir *inputRunner) run() {
 	ir.publish()
 	// Fused filters that buffer (windows, aggregates) emit what they hold.
 	for _, c := range ir.chains() {
-		if fl, ok := c.f.(Flusher); ok {
-			if err := fl.Flush(e.hardCtx); err != nil {
-				ir.log.Error("filter flush failed", "filter", c.n.name(), "err", err)
-			}
-			c.flushOut()
+		var err error
+		switch f := c.f.(type) {
+		case FilterFlusher:
+			err = f.FlushFilter(c.fc)
+		case Flusher:
+			err = f.Flush(e.hardCtx)
+		default:
+			continue
 		}
+		if err != nil {
+			ir.log.Error("filter flush failed", "filter", c.n.name(), "err", err)
+		}
+		c.flushOut()
 	}
 }
 

@@ -248,7 +248,7 @@ func (or *outputRunner) deliver(batch []*pack.Packet) {
 		if !sleepCtx(e.hardCtx, backoff) {
 			return // hard stop: not acked, will be read again
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))
 	}
 }
 
@@ -364,7 +364,7 @@ func (or *outputRunner) deliverAsyncRetry(batch []*pack.Packet) {
 		if !sleepCtx(e.hardCtx, backoff) {
 			return
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))
 		done := make(chan error, 1)
 		cw := completionFunc(func(err error) {
 			select {

@@ -464,3 +464,12 @@ func (s *Supervisor) InFlight() int {
 	}
 	return n
 }
+
+// Query asks the named plugin's state; see Engine.Query.
+func (s *Supervisor) Query(name string, params map[string]string) (any, error) {
+	e, ok := s.engineOf(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	return e.Query(name, params)
+}
