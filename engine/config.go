@@ -75,8 +75,8 @@ type PluginConfig struct {
 	Retries         int
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
-	DeadLetter   string
-	Batch        int
+	DeadLetter      string
+	Batch           int
 }
 
 // ConfigError is one problem in a config file, located by file and line.
