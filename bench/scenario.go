@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
@@ -41,6 +42,15 @@ type Result struct {
 	Seconds         float64
 	PacketsPerSec   float64
 	AllocsPerPacket float64
+	// CPUNanosPerPacket is process CPU time (user+system, every
+	// goroutine) per packet: steadier than the rate on a shared machine.
+	CPUNanosPerPacket float64
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // RunDBus runs the config for warmup+d and measures the packets acked by
@@ -72,9 +82,9 @@ func RunDBus(conf string, reg *engine.Registry, warmup, d time.Duration, extra f
 	time.Sleep(warmup)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	n0, t0 := count(), time.Now()
+	n0, t0, c0 := count(), time.Now(), cpuNow()
 	time.Sleep(d)
-	n1, t1 := count(), time.Now()
+	n1, t1, c1 := count(), time.Now(), cpuNow()
 	runtime.ReadMemStats(&ms1)
 	cancel()
 	if err := <-done; err != nil {
@@ -84,6 +94,7 @@ func RunDBus(conf string, reg *engine.Registry, warmup, d time.Duration, extra f
 	r.PacketsPerSec = float64(r.Packets) / r.Seconds
 	if r.Packets > 0 {
 		r.AllocsPerPacket = float64(ms1.Mallocs-ms0.Mallocs) / float64(r.Packets)
+		r.CPUNanosPerPacket = float64(c1-c0) / float64(r.Packets)
 	}
 	return r, nil
 }

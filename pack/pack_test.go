@@ -317,3 +317,75 @@ func TestPackAllocsGetReleaseZero(t *testing.T) {
 		t.Fatalf("pool get/track/release allocates %.1f per batch of 256, want 0", allocs)
 	}
 }
+
+func TestPackWindowRangesAndSinglesMix(t *testing.T) {
+	w, _ := NewWindow(64)
+	ctx := context.Background()
+	ps := make([]*Packet, 20)
+	for i := range ps {
+		ps[i] = &Packet{}
+		ps[i].Pos.Offset = int64(i + 1)
+		if i%5 == 4 {
+			ps[i].Flags = FlagBoundary // boundaries at 5, 10, 15, 20
+		}
+		w.Track(ctx, ps[i])
+	}
+	w.Publish()
+	w.DoneRange(5, 6) // 5..10
+	w.Done(11)
+	if _, _, _, ok := w.Checkpoint(nil); ok {
+		t.Fatalf("checkpoint before seq 0..4 are done")
+	}
+	w.DoneRange(0, 5) // 0..4
+	off, _, _, ok := w.Checkpoint(nil)
+	if !ok || off != 10 {
+		t.Fatalf("checkpoint %d %v, want 10 (boundary of seq 9 is the newest in 0..11)", off, ok)
+	}
+	if w.Low() != 12 {
+		t.Fatalf("low %d, want 12", w.Low())
+	}
+	w.DoneRange(13, 7) // 13..19, 12 missing
+	if off, _, _, _ := w.Checkpoint(nil); off != 10 {
+		t.Fatalf("checkpoint moved past the missing seq 12: %d", off)
+	}
+	w.Done(12)
+	if off, _, _, _ := w.Checkpoint(nil); off != 20 || !w.Drained() {
+		t.Fatalf("checkpoint %d drained=%v, want 20", off, w.Drained())
+	}
+}
+
+func TestPackReleaserCoalescesRunsOutOfOrder(t *testing.T) {
+	p, _ := NewPool(PoolConfig{Count: 64})
+	w, _ := NewWindow(64)
+	ctx := context.Background()
+	var ps []*Packet
+	for i := 0; i < 40; i++ {
+		pk, _ := p.Get(ctx)
+		pk.Pos.Offset = int64(i + 1)
+		pk.Flags = FlagBoundary
+		w.Track(ctx, pk)
+		ps = append(ps, pk)
+	}
+	w.Publish()
+	rel := NewReleaser(8)
+	// Release in an order with runs and gaps: 10..19, 0..4, 30..39, 5..9, 20..29.
+	order := []int{}
+	for _, r := range [][2]int{{10, 20}, {0, 5}, {30, 40}, {5, 10}, {20, 30}} {
+		for i := r[0]; i < r[1]; i++ {
+			order = append(order, i)
+		}
+	}
+	for k, i := range order {
+		rel.Release(ps[i])
+		if k == 24 { // after 10..19, 0..4, 30..39 minus the last: 0..4 and 10..19 done
+			rel.Flush()
+			if off, _, _, _ := w.Checkpoint(nil); off != 5 {
+				t.Fatalf("mid-way checkpoint %d, want 5", off)
+			}
+		}
+	}
+	rel.Flush()
+	if off, _, _, _ := w.Checkpoint(nil); off != 40 {
+		t.Fatalf("checkpoint %d, want 40", off)
+	}
+}

@@ -67,7 +67,10 @@ func (p *Packet) reset() {
 	p.Seq = 0
 	p.Flags = 0
 	// 1 is the resting state: a packet handed out by Get has one holder.
-	p.refs.Store(1)
+	// The sole-holder release path leaves it at 1: skip the store then.
+	if p.refs.Load() != 1 {
+		p.refs.Store(1)
+	}
 	p.win = nil
 	p.parent = nil
 	p.bytes = 0
@@ -157,6 +160,25 @@ func (p *Packet) finish() {
 		w.Done(p.Seq)
 	}
 	if par := p.parent; par != nil {
+		par.Release()
+	}
+}
+
+// finishRun is finish for a Releaser: consecutive packets of one window
+// are marked done as one run.
+func (p *Packet) finishRun(r *Releaser) {
+	if w := p.win; w != nil {
+		if r.run.win == w && p.Seq == r.run.end && r.run.end-r.run.start < uint64(len(w.slots)) {
+			r.run.end++
+		} else {
+			r.flushRun()
+			r.run.win, r.run.start, r.run.end = w, p.Seq, p.Seq+1
+		}
+	}
+	if par := p.parent; par != nil {
+		// The parent may be recycled by this release: its window mark
+		// must not wait behind a run of other packets, so it goes
+		// straight to the window.
 		par.Release()
 	}
 }

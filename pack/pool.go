@@ -233,6 +233,18 @@ type Releaser struct {
 	pool  *Pool
 	buf   []*Packet
 	bytes int64
+	run   struct {
+		win        *Window
+		start, end uint64
+	}
+}
+
+// flushRun marks the pending run of done sequences.
+func (r *Releaser) flushRun() {
+	if r.run.win != nil {
+		r.run.win.DoneRange(r.run.start, r.run.end-r.run.start)
+		r.run.win = nil
+	}
 }
 
 // NewReleaser returns a Releaser buffering up to n packets.
@@ -254,7 +266,7 @@ func (r *Releaser) Release(pk *Packet) {
 			panic("BUG: pack: packet released more times than retained")
 		}
 	}
-	pk.finish()
+	pk.finishRun(r)
 	pl := pk.pool
 	if pl == nil {
 		return
@@ -274,8 +286,10 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 	}
 }
 
-// Flush returns buffered packets to their pool.
+// Flush marks pending done runs and returns buffered packets to their
+// pool.
 func (r *Releaser) Flush() {
+	r.flushRun()
 	if len(r.buf) > 0 {
 		r.pool.putBatch(r.buf, r.bytes)
 		clear(r.buf)

@@ -38,7 +38,13 @@ type Window struct {
 }
 
 type wslot struct {
-	done     atomic.Uint64 // seq+1 once done
+	// done holds the exclusive end of a run of done sequences starting at
+	// this slot's sequence: end > seq means seq..end-1 are done. A single
+	// done packet stores seq+1; a Releaser that recycles a run of
+	// consecutive packets stores one end for the whole run (one atomic
+	// store per run instead of per packet). Values from earlier laps of
+	// the ring are <= the current sequence and so read as "not done".
+	done     atomic.Uint64
 	boundary bool
 	off      int64
 	tok      []byte
@@ -147,6 +153,12 @@ func (w *Window) Done(seq uint64) {
 	w.slots[seq&w.mask].done.Store(seq + 1)
 }
 
+// DoneRange marks the n consecutive sequences from seq done with one
+// store. n must not exceed the window size.
+func (w *Window) DoneRange(seq, n uint64) {
+	w.slots[seq&w.mask].done.Store(seq + n)
+}
+
 // Advance moves the low watermark over every done sequence and returns it.
 func (w *Window) Advance() uint64 {
 	w.mu.Lock()
@@ -154,18 +166,24 @@ func (w *Window) Advance() uint64 {
 	next := w.next.Load()
 	moved := false
 	for low < next {
-		s := &w.slots[low&w.mask]
-		if s.done.Load() != low+1 {
+		end := w.slots[low&w.mask].done.Load()
+		if end <= low || end > next {
 			break
 		}
-		if s.boundary {
-			w.ckptOff = s.off
-			w.ckptTok = append(w.ckptTok[:0], s.tok...)
-			w.ckptSeq = low
-			w.ckptOK = true
-			moved = true
+		// low..end-1 are done; the newest boundary among them becomes the
+		// checkpoint.
+		for seq := end; seq > low; {
+			seq--
+			if s := &w.slots[seq&w.mask]; s.boundary {
+				w.ckptOff = s.off
+				w.ckptTok = append(w.ckptTok[:0], s.tok...)
+				w.ckptSeq = seq
+				w.ckptOK = true
+				moved = true
+				break
+			}
 		}
-		low++
+		low = end
 	}
 	if moved {
 		w.gen++

@@ -63,7 +63,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		done    int
 	)
 	for done < in.streams {
-		if ctx.Err() != nil {
+		if emitted&255 == 0 && ctx.Err() != nil {
 			return nil
 		}
 		i := cur
@@ -120,12 +120,42 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 func AppendPayload(dst, stream []byte, seq int64, template []byte) []byte {
 	dst = append(dst, stream...)
 	dst = append(dst, ':')
-	dst = strconv.AppendInt(dst, seq, 10)
+	dst = appendSeq(dst, seq)
 	if len(dst) < len(template) {
 		dst = append(dst, template[len(dst):]...)
 	}
 	return dst
 }
+
+// appendSeq appends the decimal form of a non-negative n (two digits per
+// step: the generator formats one number per packet).
+func appendSeq(dst []byte, n int64) []byte {
+	if n < 0 {
+		return strconv.AppendInt(dst, n, 10)
+	}
+	var buf [20]byte
+	i := len(buf)
+	u := uint64(n)
+	for u >= 100 {
+		q := u / 100
+		r := u - q*100
+		i -= 2
+		buf[i], buf[i+1] = digits2[2*r], digits2[2*r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = digits2[2*u], digits2[2*u+1]
+	} else {
+		i--
+		buf[i] = byte('0' + u)
+	}
+	return append(dst, buf[i:]...)
+}
+
+const digits2 = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 // ParsePayload returns the stream and sequence of a MockInput payload.
 func ParsePayload(b []byte) (stream string, seq int64, ok bool) {

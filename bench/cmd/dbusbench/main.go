@@ -280,7 +280,7 @@ func doProfile(dir string, d time.Duration) error {
 	}
 	pprof.Lookup("allocs").WriteTo(mf, 0)
 	mf.Close()
-	fmt.Printf("dry run: %s packets/s, %.4f allocs/packet\n", human(r.PacketsPerSec), r.AllocsPerPacket)
+	fmt.Printf("dry run: %s packets/s, %.1f CPU ns/packet, %.4f allocs/packet\n", human(r.PacketsPerSec), r.CPUNanosPerPacket, r.AllocsPerPacket)
 	fmt.Printf("profiles: %s %s\nopen with: go tool pprof -http=:8081 %s   (or: go tool pprof -top %s)\n", cpuPath, memPath, cpuPath, cpuPath)
 	return nil
 }

@@ -1,0 +1,27 @@
+package mock
+
+import (
+	"strconv"
+	"testing"
+)
+
+func TestEngineMockPayloadFormat(t *testing.T) {
+	tmpl := make([]byte, 32)
+	for i := range tmpl {
+		tmpl[i] = 'x'
+	}
+	for _, n := range []int64{0, 7, 9, 10, 99, 100, 12345, 1<<62 + 12345} {
+		got := AppendPayload(nil, []byte("3"), n, tmpl)
+		want := "3:" + strconv.FormatInt(n, 10)
+		for len(want) < 32 {
+			want += "x"
+		}
+		if string(got) != want {
+			t.Fatalf("AppendPayload(%d) = %q, want %q", n, got, want)
+		}
+		s, seq, ok := ParsePayload(got)
+		if !ok || s != "3" || seq != n {
+			t.Fatalf("ParsePayload(%q) = %q %d %v", got, s, seq, ok)
+		}
+	}
+}
