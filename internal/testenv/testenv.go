@@ -1,7 +1,3 @@
-// Package testenv gives integration tests the addresses of the real
-// services that .ci/run starts (MariaDB, ZooKeeper). Addresses come from
-// environment variables; when one is missing the test is skipped, except
-// under CI=true, where a missing service is a failure.
 package testenv
 
 import (

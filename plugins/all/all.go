@@ -1,5 +1,3 @@
-// Package all links every built-in plugin into a binary: import it for
-// its side effect of registering them into engine.Default.
 package all
 
 import (

@@ -1,0 +1,6 @@
+// Package testenv gives integration tests the addresses of the real
+// services that .ci/run starts (MariaDB, ZooKeeper). Addresses come from
+// environment variables; when one is missing the test is skipped, except
+// under CI=true, where a missing service is a failure. Safe for
+// concurrent use; it only reads the environment.
+package testenv
