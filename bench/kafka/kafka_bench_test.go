@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -188,7 +189,10 @@ func BenchmarkKafkaMirror(b *testing.B) {
 	runBare := func(topic string) (time.Duration, time.Duration) {
 		var acked atomic.Int64
 		done := make(chan struct{})
-		go func() { defer close(done); bareMirror(b, a, dst, "src", topic, n, &acked) }()
+		go pprof.Do(context.Background(), pprof.Labels("path", "bare"), func(context.Context) {
+			defer close(done)
+			bareMirror(b, a, dst, "src", topic, n, &acked)
+		})
 		s, t := span(b, acked.Load, n, 120*time.Second)
 		<-done
 		return s, t
@@ -205,7 +209,7 @@ func BenchmarkKafkaMirror(b *testing.B) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
+		go pprof.Do(ctx, pprof.Labels("path", "dbus"), func(ctx context.Context) { done <- e.Run(ctx) })
 		s, t := span(b, func() int64 {
 			if o := out.Load(); o != nil {
 				return int64(o.Stats().Produced)

@@ -106,14 +106,15 @@ func scenarios(w io.Writer, d time.Duration) error {
 	warm := d / 5
 	fmt.Fprintln(w, "## End-to-end dry run (MockInput -> [MockFilter] -> MockOutput, acks and watermark on)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | payload | GOMAXPROCS | dbus packets/s | ns/packet | allocs/packet | channel baseline packets/s | dbus / channel | single-goroutine floor packets/s | dbus / floor |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | payload | GOMAXPROCS | dbus packets/s | ns/packet | CPU ns/packet | allocs/packet | channel baseline packets/s | dbus / channel | single-goroutine floor packets/s | dbus / floor |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, sc := range list {
 		procs := []int{2}
 		if sc.shape == (bench.Shape{Inputs: 1, Filter: true, Outputs: 1}) && sc.payload == 128 {
 			procs = []int{1, 2}
 		}
 		for _, p := range procs {
+			fmt.Fprintf(os.Stderr, "scenario: %s, %d B, GOMAXPROCS=%d ...\n", sc.name, sc.payload, p)
 			prev := runtime.GOMAXPROCS(p)
 			r, err := bench.RunDBus(bench.Config(sc.shape, sc.payload), reg, warm, d, nil)
 			if err != nil {
@@ -122,8 +123,8 @@ func scenarios(w io.Writer, d time.Duration) error {
 			ch := float64(bench.ChannelPipeline(sc.shape, sc.payload, d)) / d.Seconds()
 			fl := float64(bench.Floor(sc.shape, sc.payload, d)) / d.Seconds()
 			runtime.GOMAXPROCS(prev)
-			fmt.Fprintf(w, "| %s | %d B | %d | %s | %.1f | %.4f | %s | %.1fx | %s | %.2f |\n", sc.name, sc.payload, p,
-				human(r.PacketsPerSec), 1e9/r.PacketsPerSec, r.AllocsPerPacket, human(ch), r.PacketsPerSec/ch, human(fl), r.PacketsPerSec/fl)
+			fmt.Fprintf(w, "| %s | %d B | %d | %s | %.1f | %.1f | %.4f | %s | %.1fx | %s | %.2f |\n", sc.name, sc.payload, p,
+				human(r.PacketsPerSec), 1e9/r.PacketsPerSec, r.CPUNanosPerPacket, r.AllocsPerPacket, human(ch), r.PacketsPerSec/ch, human(fl), r.PacketsPerSec/fl)
 		}
 	}
 	fmt.Fprintln(w)
@@ -134,6 +135,7 @@ func scenarios(w io.Writer, d time.Duration) error {
 	fmt.Fprintln(w, "|---|---|---|---|")
 	headline := bench.Config(bench.Shape{Inputs: 1, Filter: true, Outputs: 1}, 128)
 	for _, p := range []int{1, 2} {
+		fmt.Fprintf(os.Stderr, "stability: GOMAXPROCS=%d, 5 runs ...\n", p)
 		prev := runtime.GOMAXPROCS(p)
 		var rates []float64
 		for i := 0; i < 5; i++ {
@@ -207,24 +209,27 @@ func idleCPU(d time.Duration) (time.Duration, error) {
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+(.*)$`)
 
-// micro runs the Go micro-benchmarks and prints their rows.
+// micro runs the Go micro-benchmarks and the plugin benchmarks and prints
+// their rows. Plugin benchmarks run a fixed number of iterations (each is
+// a whole scenario with its own baseline in the same run).
 func micro(w io.Writer, benchtime string) {
-	pkgs := []string{"./ring/", "./pack/", "./engine/"}
-	for _, dir := range []string{"bench/kafka", "bench/binlog", "bench/cluster", "bench/logs"} {
-		if _, err := os.Stat(dir); err == nil {
-			pkgs = append(pkgs, "./"+dir+"/")
+	type pkg struct{ dir, benchtime, cpu string }
+	pkgs := []pkg{{"./ring/", benchtime, "1,2"}, {"./pack/", benchtime, "1,2"}, {"./engine/", benchtime, "1,2"}}
+	for _, p := range []pkg{{"./bench/kafka/", "2x", "2"}, {"./bench/binlog/", "3x", "2"}, {"./bench/logs/", "1x", "2"}, {"./cluster/assign/", "20x", "2"}} {
+		if _, err := os.Stat(p.dir); err == nil {
+			pkgs = append(pkgs, p)
 		}
 	}
-	fmt.Fprintln(w, "## Micro-benchmarks (go test -bench, -benchmem)")
+	fmt.Fprintln(w, "## Micro-benchmarks and plugin benchmarks (go test -bench, -benchmem)")
 	fmt.Fprintln(w)
-	for _, pkg := range pkgs {
-		fmt.Fprintf(os.Stderr, "running benchmarks in %s ...\n", pkg)
-		cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "-cpu", "1,2", pkg)
+	for _, p := range pkgs {
+		fmt.Fprintf(os.Stderr, "running benchmarks in %s ...\n", p.dir)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", p.benchtime, "-cpu", p.cpu, p.dir)
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = &out
 		err := cmd.Run()
-		fmt.Fprintf(w, "### %s\n\n```\n", pkg)
+		fmt.Fprintf(w, "### %s\n\n```\n", p.dir)
 		sc := bufio.NewScanner(&out)
 		for sc.Scan() {
 			line := sc.Text()
@@ -279,5 +284,3 @@ func doProfile(dir string, d time.Duration) error {
 	fmt.Printf("profiles: %s %s\nopen with: go tool pprof -http=:8081 %s   (or: go tool pprof -top %s)\n", cpuPath, memPath, cpuPath, cpuPath)
 	return nil
 }
-
-var _ = context.Background
