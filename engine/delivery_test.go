@@ -175,6 +175,9 @@ outputs:
 	if st.Held == 0 || st.Out != 0 {
 		t.Fatalf("held=%d out=%d: want packets held and none acked", st.Held, st.Out)
 	}
+	if !strings.Contains(st.LastError, "injected") {
+		t.Fatalf("last error %q does not name the failure", st.LastError)
+	}
 }
 
 // panicFilter panics on every packet whose sequence is a multiple of 100.

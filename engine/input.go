@@ -74,6 +74,7 @@ func (ir *inputRunner) run() {
 		}
 		failures++
 		ir.stats.restarts.Add(1)
+		ir.stats.setErr(err)
 		backoff := min(e.cfg.Engine.RestartBackoff<<min(failures-1, 8), 10*time.Second)
 		ir.log.Error("input failed: restarting", "err", err, "panicked", panicked, "backoff", backoff)
 		// Hand on what was emitted before the failure.

@@ -221,6 +221,7 @@ func (or *outputRunner) deliver(batch []*pack.Packet) {
 			}
 			return
 		}
+		or.stats.setErr(err)
 		batch, err = or.split(batch, err)
 		if len(batch) == 0 {
 			return
@@ -340,6 +341,7 @@ func (or *outputRunner) complete(s *slot) {
 		or.recycle(s)
 		return
 	}
+	or.stats.setErr(s.err)
 	failed, err := or.split(s.batch, s.err)
 	if len(failed) == 0 {
 		or.recycle(s)

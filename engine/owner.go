@@ -187,6 +187,7 @@ func (c *chain) onPanic(p *pack.Packet, handled bool, r any) {
 // deadLetter routes a failed packet: to dlq with the error recorded as
 // attributes (when the packet is not shared), or holds it.
 func deadLetter(e *Engine, ctx context.Context, n *node, dlq *inbox, st *NodeStats, p *pack.Packet, err error) {
+	st.setErr(err)
 	if dlq != nil {
 		if !p.Shared() {
 			p.Attrs.SetString("dbus_error", err.Error())

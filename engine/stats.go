@@ -38,6 +38,20 @@ type NodeStats struct {
 	// watchdog reads it.
 	holdSince atomic.Int64
 	stuck     atomic.Bool
+
+	lastErr atomic.Pointer[errRecord]
+}
+
+type errRecord struct {
+	msg  string
+	when int64
+}
+
+// setErr records the plugin's latest error for operators (API, dbc).
+func (s *NodeStats) setErr(err error) {
+	if err != nil {
+		s.lastErr.Store(&errRecord{msg: err.Error(), when: nowNano()})
+	}
 }
 
 func newNodeStats(name string, kind Kind, class string) *NodeStats {
@@ -93,6 +107,10 @@ type NodeSnapshot struct {
 	// LagSeconds and LagRecords come from inputs that report lag.
 	LagSeconds float64 `json:"lag_seconds,omitempty"`
 	LagRecords int64   `json:"lag_records,omitempty"`
+	// LastError is the plugin's latest error (input failure, filter or
+	// output error) and when it happened.
+	LastError         string `json:"last_error,omitempty"`
+	LastErrorUnixNano int64  `json:"last_error_unix_nano,omitempty"`
 }
 
 // DropTotal sums drops over reasons.
@@ -112,6 +130,9 @@ func (s *NodeStats) snapshot() NodeSnapshot {
 		Panics: s.panics.Load(), Restarts: s.restarts.Load(), Copies: s.copies.Load(),
 		PoolWaits: s.poolWaits.Load(), Batches: s.batches.Load(), WriteNanos: s.ackNanos.Load(),
 		CkptOffset: s.ckptOffset.Load(), CkptUnixNano: s.ckptUnixNano.Load(),
+	}
+	if r := s.lastErr.Load(); r != nil {
+		ns.LastError, ns.LastErrorUnixNano = r.msg, r.when
 	}
 	if hs := s.holdSince.Load(); hs != 0 {
 		ns.HeldSeconds = float64(nowNano()-hs) / 1e9
