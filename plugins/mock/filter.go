@@ -7,9 +7,21 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
+type mode uint8
+
+const (
+	modePass mode = iota
+	modeModify
+	modeEmit
+	modeDrop
+	modeFail
+)
+
+var modes = map[string]mode{"pass": modePass, "modify": modeModify, "emit": modeEmit, "drop": modeDrop, "fail": modeFail}
+
 // Filter passes, modifies, drops a ratio of, or multiplies packets.
 type Filter struct {
-	mode      string
+	mode      mode
 	dropEvery uint64 // drop one packet in every dropEvery (0: none)
 	emit      int
 	n         uint64
@@ -17,14 +29,14 @@ type Filter struct {
 }
 
 func newFilter(c *engine.Conf) (engine.Filter, error) {
-	f := &Filter{mode: c.String("mode"), emit: int(c.Int("emit")), suffix: []byte(c.String("suffix"))}
+	f := &Filter{mode: modes[c.String("mode")], emit: int(c.Int("emit")), suffix: []byte(c.String("suffix"))}
 	if r := c.Float("drop_ratio"); r > 0 {
 		f.dropEvery = uint64(1/r + 0.5)
 		if f.dropEvery == 0 {
 			f.dropEvery = 1
 		}
 	}
-	if f.mode == "emit" && f.emit < 1 {
+	if f.mode == modeEmit && f.emit < 1 {
 		return nil, c.Errorf("emit", "mode emit needs emit >= 1, got %d", f.emit)
 	}
 	return f, nil
@@ -38,14 +50,16 @@ func (f *Filter) Process(fc engine.FilterContext, p *pack.Packet) error {
 		return nil
 	}
 	switch f.mode {
-	case "modify":
+	case modePass:
+		fc.Emit(p)
+	case modeModify:
 		q, err := fc.Writable(p)
 		if err != nil {
 			return err
 		}
 		q.Payload = append(q.Payload, f.suffix...)
 		fc.Emit(q)
-	case "emit":
+	case modeEmit:
 		for i := 0; i < f.emit; i++ {
 			c, err := fc.Derive(p)
 			if err != nil {
@@ -58,12 +72,10 @@ func (f *Filter) Process(fc engine.FilterContext, p *pack.Packet) error {
 			fc.Emit(c)
 		}
 		fc.Consume(p)
-	case "drop":
+	case modeDrop:
 		fc.Drop(p, "mock_drop")
-	case "fail":
+	case modeFail:
 		return fmt.Errorf("mock filter failure")
-	default:
-		fc.Emit(p)
 	}
 	return nil
 }
