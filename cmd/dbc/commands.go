@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -371,4 +372,35 @@ func (cl *console) reload(args []string) error {
 		fmt.Fprintf(cl.out, "paused again: %s\n", strings.Join(res.Repaused, ", "))
 	}
 	return nil
+}
+
+// query asks a running plugin's state (engine.Queryable): NAME k=v ...
+// The answer is the plugin's JSON, printed as is.
+func (cl *console) query(args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") || strings.Contains(args[0], "=") {
+		return fmt.Errorf("%w: query NAME [KEY=VALUE ...]", errUsage)
+	}
+	q := url.Values{}
+	for _, a := range args[1:] {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%w: query parameter %q: want KEY=VALUE", errUsage, a)
+		}
+		if q.Has(k) {
+			return fmt.Errorf("%w: query parameter %q given twice", errUsage, k)
+		}
+		q.Set(k, v)
+	}
+	path := "/api/v1/plugins/" + url.PathEscape(args[0]) + "/query"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	b, err := cl.c.call(http.MethodGet, path, nil, "")
+	if err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(b, []byte("\n")) {
+		b = append(b, '\n')
+	}
+	return cl.raw(b)
 }

@@ -13,6 +13,9 @@
 //	                       print sampled packets passing NODE
 //	pause INPUT            stop reading an input (packets in flight finish)
 //	resume INPUT
+//	query NAME [KEY=VALUE ...]
+//	                       state of a running queryable plugin (Cardinality
+//	                       estimates, Funnel conversions), as its JSON
 //	reload [FILE|-]        apply FILE (or stdin) as the new config; without
 //	                       FILE dbusd re-reads its config file
 //

@@ -24,6 +24,7 @@ commands (one dbusd, via its admin API):
   checkpoints            committed checkpoints
   tap NODE [-max N] [-every N] [-payload-bytes N] [-timeout D]
   pause INPUT | resume INPUT
+  query NAME [K=V ...]   state of a queryable plugin (Cardinality, Funnel), as JSON
   reload [FILE|-]        apply FILE (- for stdin); none: dbusd re-reads its file
 
 cluster commands (ZooKeeper): clusters, members, resources, rebalance, config,
@@ -123,6 +124,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cerr = cl.pause(cargs, false)
 	case "reload":
 		cerr = cl.reload(cargs)
+	case "query":
+		cerr = cl.query(cargs)
 	case "help", "-h":
 		fs.Usage()
 		return 0

@@ -44,9 +44,10 @@ type harness struct {
 }
 
 type hopts struct {
-	pipeline string // default basePipeline with suffix "a"
-	section  string // admin: section body (YAML), default "{}"
-	file     bool   // write the pipeline to a file (ConfigPath)
+	pipeline string                     // default basePipeline with suffix "a"
+	section  string                     // admin: section body (YAML), default "{}"
+	file     bool                       // write the pipeline to a file (ConfigPath)
+	register func(reg *engine.Registry) // extra plugin classes
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -79,6 +80,9 @@ func start(t *testing.T, o hopts) *harness {
 	}
 	h := &harness{t: t, rec: mock.NewRecorder()}
 	h.reg = newRegistry(t, h.rec)
+	if o.register != nil {
+		o.register(h.reg)
+	}
 	full := o.pipeline + "admin: " + o.section + "\n"
 	if o.file {
 		h.path = filepath.Join(t.TempDir(), "dbus.yaml")

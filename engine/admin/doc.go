@@ -7,6 +7,11 @@
 //	GET  /api/v1/status                 version, uptime, config generation, last reload
 //	GET  /api/v1/plugins[?kind=K]       registered plugin classes with their config specs
 //	GET  /api/v1/plugins/{class}        one class (404 when unknown)
+//	GET  /api/v1/plugins/{name}/query?k=v...
+//	                                    state of a running queryable plugin
+//	                                    (engine.Queryable: Cardinality, Funnel);
+//	                                    404 unknown plugin, 400 not queryable or
+//	                                    bad parameters, 409 during a reload
 //	GET  /api/v1/dag                    nodes with counters and live rates, edges
 //	GET  /api/v1/queues                 ring depths, pools, in-flight windows
 //	GET  /api/v1/checkpoints            committed checkpoints per input and stream

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,6 +74,10 @@ func (f *fakeBackend) Tap(ctx context.Context, node string, o engine.TapOptions)
 	ch <- engine.TapRecord{Node: node, Payload: "p", Size: 1}
 	close(ch)
 	return ch, nil
+}
+
+func (f *fakeBackend) Query(name string, params map[string]string) (any, error) {
+	return nil, fmt.Errorf("%s: %w", name, engine.ErrNotQueryable)
 }
 
 func fuzzServer(t testing.TB) (*Server, *fakeBackend) {

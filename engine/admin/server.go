@@ -56,6 +56,7 @@ type backend interface {
 	Config() *engine.Config
 	InFlight() int
 	Tap(ctx context.Context, node string, opts engine.TapOptions) (<-chan engine.TapRecord, error)
+	Query(name string, params map[string]string) (any, error)
 }
 
 // Server is a running admin listener. Close stops it.
@@ -241,6 +242,7 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/status", s.get(s.handleStatus))
 	api("/api/v1/plugins", s.get(s.handlePlugins))
 	api("/api/v1/plugins/{class}", s.get(s.handlePlugin))
+	api("/api/v1/plugins/{name}/query", s.get(s.handleQuery))
 	api("/api/v1/dag", s.get(s.handleDAG))
 	api("/api/v1/queues", s.get(s.handleQueues))
 	api("/api/v1/checkpoints", s.get(s.handleCheckpoints))
@@ -249,7 +251,7 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/reload", s.post(s.handleReload))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
 	api("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, dag, queues, checkpoints, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
+		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
 	})
 	if s.cfg.Metrics {
 		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})

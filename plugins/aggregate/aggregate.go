@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"context"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -27,7 +26,6 @@ type Filter struct {
 	started bool
 	pending []summary
 	keyBuf  []byte
-	tc      engine.TickContext
 
 	events, lateN, summaries atomic.Uint64
 }
@@ -74,9 +72,6 @@ func floorDiv(a, b int64) int64 {
 
 // Process implements engine.Filter.
 func (f *Filter) Process(fc engine.FilterContext, p *pack.Packet) error {
-	if tc, ok := fc.(engine.TickContext); ok && f.tc == nil {
-		f.tc = tc
-	}
 	start := floorDiv(p.Ts, f.interval) * f.interval
 	if f.started && start < f.closed {
 		f.lateN.Add(1)
@@ -152,17 +147,15 @@ func (f *Filter) close(watermark int64) {
 
 // Tick implements engine.Ticker.
 func (f *Filter) Tick(tc engine.TickContext) error {
-	f.tc = tc
 	return f.emit(tc)
 }
 
-// Flush implements engine.Flusher: every open interval is closed.
-func (f *Filter) Flush(ctx context.Context) error {
+// FlushFilter implements engine.FilterFlusher: at shutdown every open
+// interval is closed and emitted, partial ones included (the end of a
+// replay must not lose its last minutes).
+func (f *Filter) FlushFilter(tc engine.TickContext) error {
 	f.close(1<<63 - 1)
-	if f.tc == nil {
-		return nil
-	}
-	return f.emit(f.tc)
+	return f.emit(tc)
 }
 
 func (f *Filter) emit(tc engine.TickContext) error {

@@ -56,7 +56,9 @@ func TestAggregateSummariesWithLateAndOutOfOrder(t *testing.T) {
 	send(75, "200", 50) // watermark 65s: minute 0 closes
 	send(40, "200", 99) // late: dropped
 	send(130, "200", 1)
-	f.Flush(nil)
+	if err := f.FlushFilter(tc); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for _, p := range tc.emitted {
 		k, _ := p.Attrs.Str("status")

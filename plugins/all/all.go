@@ -6,6 +6,7 @@ import (
 	_ "github.com/dbus-project/dbus/plugins/decorate"
 	_ "github.com/dbus-project/dbus/plugins/es"
 	_ "github.com/dbus-project/dbus/plugins/file"
+	_ "github.com/dbus-project/dbus/plugins/funnel"
 	_ "github.com/dbus-project/dbus/plugins/kafka"
 	_ "github.com/dbus-project/dbus/plugins/mock"
 	_ "github.com/dbus-project/dbus/plugins/mysqlbinlog"

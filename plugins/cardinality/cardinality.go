@@ -1,7 +1,6 @@
 package cardinality
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -51,7 +50,6 @@ type Filter struct {
 	mu     sync.Mutex // guards state
 	state  map[bucketKey]*entry
 	keyBuf []byte
-	tc     engine.TickContext
 }
 
 func newFilter(c *engine.Conf) (engine.Filter, error) {
@@ -122,9 +120,6 @@ func (f *Filter) TickInterval() time.Duration { return f.tick }
 
 // Process implements engine.Filter.
 func (f *Filter) Process(fc engine.FilterContext, p *pack.Packet) error {
-	if tc, ok := fc.(engine.TickContext); ok && f.tc == nil {
-		f.tc = tc
-	}
 	a, ok := p.Attrs.Get(f.field)
 	if !ok {
 		fc.Drop(p, "no_id")
@@ -175,7 +170,6 @@ func (f *Filter) lookup(bk bucketKey) *entry {
 
 // Tick implements engine.Ticker: emit changed counts, prune, save.
 func (f *Filter) Tick(tc engine.TickContext) error {
-	f.tc = tc
 	err := f.emit(tc)
 	if f.stateFile != "" && time.Since(f.lastSave) >= f.saveEvery {
 		if serr := f.save(); serr != nil && err == nil {
@@ -185,12 +179,10 @@ func (f *Filter) Tick(tc engine.TickContext) error {
 	return err
 }
 
-// Flush implements engine.Flusher.
-func (f *Filter) Flush(ctx context.Context) error {
-	var err error
-	if f.tc != nil {
-		err = f.emit(f.tc)
-	}
+// FlushFilter implements engine.FilterFlusher: at shutdown the counts
+// changed since the last tick are emitted and the state file is written.
+func (f *Filter) FlushFilter(tc engine.TickContext) error {
+	err := f.emit(tc)
 	if f.stateFile != "" {
 		if serr := f.save(); serr != nil && err == nil {
 			err = serr
@@ -275,9 +267,9 @@ func (f *Filter) prune() {
 	}
 }
 
-// Query returns the distinct count of key in the bucket of period that
+// Count returns the distinct count of key in the bucket of period that
 // holds at. Safe from any goroutine.
-func (f *Filter) Query(key, period string, at time.Time) (uint64, bool) {
+func (f *Filter) Count(key, period string, at time.Time) (uint64, bool) {
 	bk := bucketKey{period, f.bucketStart(period, at.UnixNano()), key}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -304,18 +296,27 @@ func (f *Filter) Snapshot() []Result {
 	return out
 }
 
-// Merged returns the union count of key over the buckets of period in
-// [from, to) (e.g. the distinct users of a week from daily sketches).
+// Merged returns the union count of key over the buckets of period that
+// start in [from, to) (e.g. the distinct users of a week from daily
+// sketches). Safe from any goroutine.
 func (f *Filter) Merged(key, period string, from, to time.Time) uint64 {
+	n, _ := f.merged(key, period, from, to)
+	return n
+}
+
+// merged is Merged, also returning how many buckets were merged.
+func (f *Filter) merged(key, period string, from, to time.Time) (uint64, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	acc, _ := hll.New(f.precision)
+	n := 0
 	for bk, e := range f.state {
 		if bk.key == key && bk.period == period && bk.start >= from.Unix() && bk.start < to.Unix() {
 			acc.Merge(e.sk)
+			n++
 		}
 	}
-	return acc.Estimate()
+	return acc.Estimate(), n
 }
 
 type savedSketch struct {

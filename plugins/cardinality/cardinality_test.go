@@ -79,7 +79,7 @@ func TestCardinalityDailyMonthlyActiveUsers(t *testing.T) {
 	}
 	check := func(f *Filter, key, period string, at time.Time, want int) {
 		t.Helper()
-		got, ok := f.Query(key, period, at)
+		got, ok := f.Count(key, period, at)
 		if !ok || math.Abs(float64(got)-float64(want)) > 0.01*float64(want) {
 			t.Fatalf("%s %s %v: %d (%v), want %d", key, period, at, got, ok, want)
 		}
@@ -107,8 +107,8 @@ func TestCardinalityDailyMonthlyActiveUsers(t *testing.T) {
 	if len(tc.emitted) != 0 {
 		t.Fatalf("unchanged counts emitted again: %d", len(tc.emitted))
 	}
-	// Saved at Flush, loaded by a new instance.
-	if err := f.Flush(t.Context()); err != nil {
+	// Saved at FlushFilter, loaded by a new instance.
+	if err := f.FlushFilter(tc); err != nil {
 		t.Fatal(err)
 	}
 	g := newTestFilter(t, conf)

@@ -19,6 +19,8 @@ type geoConf struct {
 	Field   string `yaml:"field"`
 	Country string `yaml:"country"`
 	City    string `yaml:"city"`
+	// Language of city names in an mmdb database (default "en").
+	Language string `yaml:"language"`
 }
 
 type bucketConf struct {
@@ -104,8 +106,17 @@ func newFilter(c *engine.Conf) (engine.Filter, error) {
 					return nil, c.Errorf("geoip", "%v", err)
 				}
 				f.geo = db
+			case "mmdb":
+				if c.Offline() {
+					break
+				}
+				db, err := LoadMMDBGeoIP(g.DB, g.Language)
+				if err != nil {
+					return nil, c.Errorf("geoip", "%v", err)
+				}
+				f.geo = db
 			default:
-				return nil, c.Errorf("geoip", "format %q is not built in (csv); mmdb needs the MaxMind reader module", g.Format)
+				return nil, c.Errorf("geoip", "format %q: want csv or mmdb", g.Format)
 			}
 			f.geoConf = g
 		}

@@ -159,7 +159,8 @@ func TestDecorateConfigErrors(t *testing.T) {
 	}{
 		{map[string]any{"geoip": map[string]any{"db": bad}}, "bad range"},
 		{map[string]any{"geoip": map[string]any{"db": filepath.Join(dir, "none")}}, "no such file"},
-		{map[string]any{"geoip": map[string]any{"db": bad, "format": "mmdb"}}, "mmdb"},
+		{map[string]any{"geoip": map[string]any{"db": bad, "format": "mmdb"}}, "not a MaxMind DB file"},
+		{map[string]any{"geoip": map[string]any{"db": bad, "format": "dat"}}, "want csv or mmdb"},
 		{map[string]any{"buckets": []any{map[string]any{"field": "x", "bounds": []float64{5, 1}}}}, "ascending"},
 		{map[string]any{"currency": map[string]any{"amount": "p", "currency": "c", "rates": map[string]any{"X": -1}}}, "positive"},
 		{map[string]any{"index": map[string]any{"prefix": "a", "period": "year"}}, "period"},

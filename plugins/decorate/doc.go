@@ -12,8 +12,13 @@
 //  2. GeoIP lookups go through the GeoIP interface. The built-in database
 //     format is a CSV of IP ranges ("start_ip,end_ip,country,city", IPv4
 //     or IPv6, sorted or not), loaded at construction and searched by
-//     binary search. A MaxMind (mmdb) reader plugs in behind the same
-//     interface (see plugins/LOGS.md for the proposed module).
+//     binary search. `format: mmdb` reads a MaxMind DB file (GeoIP2 or
+//     GeoLite2 Country/City: country.iso_code, else
+//     registered_country.iso_code, and city.names[language]) with
+//     github.com/oschwald/maxminddb-golang; the file is read into memory at
+//     construction, and decoded records are cached per database record
+//     (bounded), so repeated lookups allocate nothing. Reload the config
+//     to pick up a new database file.
 //  3. Steady state allocates nothing per packet (the index name is cached
 //     per bucket; GeoIP results are the database's own strings).
 //

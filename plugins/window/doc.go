@@ -21,7 +21,8 @@
 //  4. Raw packets are consumed (their source positions become
 //     committable); alert packets (and window summaries with
 //     emit_windows) are new packets emitted on the filter's tick and at
-//     shutdown (Flush), which evaluates every window that ends by the newest
+//     shutdown (engine.FilterFlusher: FlushFilter, called by the engine
+//     after the last Process/Tick, with its context), which evaluates every window that ends by the newest
 //     event time, lateness ignored (a finished replay evaluates its last
 //     complete windows; windows reaching past the data are partial and
 //     are not evaluated).
@@ -31,6 +32,6 @@
 //     arrived for that long (live mode only: it makes results depend on
 //     timing, so keep it 0 for replays).
 //
-// Process, Tick and Flush run on the filter's goroutine; sinks run on the
+// Process, Tick and FlushFilter run on the filter's goroutine; sinks run on the
 // filter's own sink goroutine, started by Start and stopped by Close.
 package window

@@ -74,7 +74,6 @@ type Filter struct {
 	pending  []*Alert
 	windows  []windowSummary
 	keyBuf   []byte
-	tc       engine.TickContext
 	log      *slog.Logger
 
 	sinks *sinkSet
@@ -194,9 +193,6 @@ func floorDiv(a, b int64) int64 {
 
 // Process implements engine.Filter.
 func (f *Filter) Process(fc engine.FilterContext, p *pack.Packet) error {
-	if tc, ok := fc.(engine.TickContext); ok && f.tc == nil {
-		f.tc = tc // used by Flush, which gets no context
-	}
 	if f.log == nil {
 		f.log = fc.Log()
 	}
@@ -380,7 +376,9 @@ func (f *Filter) check(r *Rule, group string, st, prev *winstat.Stats, end int64
 
 // Tick implements engine.Ticker: it emits pending alerts and summaries.
 func (f *Filter) Tick(tc engine.TickContext) error {
-	f.tc = tc
+	if f.log == nil {
+		f.log = tc.Log()
+	}
 	if f.idleAdvance > 0 && f.started && !f.lastWall.IsZero() {
 		if idle := time.Since(f.lastWall); idle >= f.idleAdvance {
 			f.advance(f.maxTs - f.late + int64(idle))
@@ -389,28 +387,17 @@ func (f *Filter) Tick(tc engine.TickContext) error {
 	return f.emit(tc)
 }
 
-// Flush implements engine.Flusher: at shutdown every open window is
-// evaluated and everything pending emitted.
-func (f *Filter) Flush(ctx context.Context) error {
+// FlushFilter implements engine.FilterFlusher: at shutdown every window
+// that ends by the newest event is evaluated and everything pending is
+// sent to the sinks and emitted.
+func (f *Filter) FlushFilter(tc engine.TickContext) error {
+	if f.log == nil {
+		f.log = tc.Log()
+	}
 	if f.started {
 		f.advance(f.maxTs + 1) // windows that end by the newest event; later ones are partial
 	}
-	if f.tc == nil {
-		if len(f.pending) > 0 || len(f.windows) > 0 {
-			f.sinkAll()
-			return fmt.Errorf("window %s: %d alerts not emitted downstream: no context to emit with", f.name, len(f.pending))
-		}
-		return nil
-	}
-	return f.emit(f.tc)
-}
-
-func (f *Filter) sinkAll() {
-	for _, a := range f.pending {
-		f.sinks.send(f.log, a)
-	}
-	f.pending = f.pending[:0]
-	f.windows = f.windows[:0]
+	return f.emit(tc)
 }
 
 func (f *Filter) emit(tc engine.TickContext) error {

@@ -103,7 +103,7 @@ func runEvents(t *testing.T, f *Filter, evs []event) ([]string, *fakeTC) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.Flush(nil); err != nil {
+	if err := f.FlushFilter(tc); err != nil {
 		t.Fatal(err)
 	}
 	var out []string
@@ -173,7 +173,9 @@ func TestWindowAlarmPercentileRuleAndSummaries(t *testing.T) {
 			f.Process(tc, p)
 		}
 	}
-	f.Flush(nil)
+	if err := f.FlushFilter(tc); err != nil {
+		t.Fatal(err)
+	}
 	var alerts, windows []string
 	for _, p := range tc.emitted {
 		typ, _ := p.Attrs.Str("type")
