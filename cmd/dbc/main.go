@@ -25,6 +25,8 @@ commands (one dbusd, via its admin API):
   tap NODE [-max N] [-every N] [-payload-bytes N] [-timeout D]
   pause INPUT | resume INPUT
   query NAME [K=V ...]   state of a queryable plugin (Cardinality, Funnel), as JSON
+  peek -mysql HOST:PORT [-user U] [-start current|earliest|gtid:SET|FILE:POS]
+                         tail a MySQL/MariaDB binlog: decoded rows and a rate line
   reload [FILE|-]        apply FILE (- for stdin); none: dbusd re-reads its file
 
 cluster commands (ZooKeeper): clusters, members, resources, rebalance, config,
@@ -84,6 +86,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, cargs := rest[0], rest[1:]
+	if cmd == "peek" {
+		return runPeek(cargs, stdout, stderr)
+	}
 	if cmd == "cluster" {
 		return runCluster(cargs, stdout, stderr)
 	}
