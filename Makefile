@@ -4,9 +4,16 @@ PKGS    ?= ./...
 TESTFLAGS ?=
 BIN     := bin
 
-.PHONY: all build test test-short bench bench-quick profile lint fuzz soak services-start services-stop clean
+.PHONY: all docs build test test-short bench bench-quick profile lint fuzz soak services-start services-stop clean
 
 all: build
+
+# Regenerate the README's plugin reference from the registered specs.
+docs:
+	$(GO) run ./cmd/dbusd -plugins > .plugins.md
+	awk 'BEGIN{while((getline l < ".plugins.md")>0) ref=ref l "\n"} /<!-- plugins:begin -->/{print; printf "%s", ref; skip=1; next} /<!-- plugins:end -->/{skip=0} !skip{print}' README.md > README.md.new
+	mv README.md.new README.md
+	rm -f .plugins.md
 
 build:
 	$(GO) build -o $(BIN)/dbusd ./cmd/dbusd

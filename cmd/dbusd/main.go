@@ -44,6 +44,7 @@ type options struct {
 	report    time.Duration
 	admin     string
 	offline   bool
+	plugins   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.dryrun, "dryrun", false, "replace outputs with acking sinks (or their dry-run mode) and report packets/s")
 	fs.DurationVar(&o.duration, "duration", 0, "stop cleanly after this long (0: run until signalled)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.plugins, "plugins", false, "print the plugin reference (Markdown, from the registered specs) and exit")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&o.report, "report", time.Second, "dry-run rate report interval")
@@ -92,6 +94,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "dbusd:", err)
 		return 2
+	}
+	if o.plugins {
+		fmt.Fprint(stdout, engine.Default.Markdown())
+		return 0
 	}
 	if o.version {
 		fmt.Fprintf(stdout, "dbusd %s %s %s/%s\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

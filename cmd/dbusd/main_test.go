@@ -152,3 +152,25 @@ func countLines(t *testing.T, path string) int {
 	}
 	return bytes.Count(b, []byte("\n"))
 }
+
+// TestEngineReadmePluginReferenceIsCurrent keeps the README's plugin
+// reference equal to what the specs say (make docs regenerates it).
+func TestEngineReadmePluginReferenceIsCurrent(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- plugins:begin -->\n", "<!-- plugins:end -->"
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README lacks the plugin reference markers")
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-plugins"}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if got := s[i+len(begin) : j]; got != out.String() {
+		t.Fatalf("README plugin reference is stale: run `make docs`")
+	}
+}
