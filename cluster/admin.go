@@ -361,8 +361,16 @@ func (a *Admin) PushConfig(cluster string, data []byte, comment string) (int, er
 			return 0, fmt.Errorf("config push refused: %w", err)
 		}
 	}
+	if a.Registry != nil {
+		if _, err := engine.Parse(fmt.Sprintf("cluster %s config", cluster), data, a.Registry); err != nil {
+			return 0, fmt.Errorf("config push refused: %w", err)
+		}
+	}
 	if err := a.s.ensure(p.layout()...); err != nil {
 		return 0, err
+	}
+	if err := a.checkCoversResources(p, data); err != nil {
+		return 0, fmt.Errorf("config push refused: %w", err)
 	}
 	// The version is the config znode's child count + 1, claimed with a
 	// conditional create (a concurrent push gets NodeExists and retries).
@@ -383,6 +391,46 @@ func (a *Admin) PushConfig(cluster string, data []byte, comment string) (int, er
 		}
 	}
 	return 0, errors.New("config push: too many concurrent pushes")
+}
+
+// checkCoversResources refuses a config that lacks the input of a
+// registered resource (members would reject it anyway).
+func (a *Admin) checkCoversResources(p paths, data []byte) error {
+	var doc struct {
+		Inputs []struct {
+			Name string `yaml:"name"`
+		} `yaml:"inputs"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config is not a pipeline config: %v", err)
+	}
+	have := map[string]bool{}
+	for _, in := range doc.Inputs {
+		have[in.Name] = true
+	}
+	ids, _, err := a.s.conn.Children(p.resources())
+	if err != nil {
+		return err
+	}
+	sort.Strings(ids)
+	lacking := map[string][]string{} // input -> resources
+	for _, id := range ids {
+		var spec ResourceSpec
+		if _, err := a.s.getJSON(p.resource(id), &spec); err != nil {
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return err
+		}
+		if !have[spec.Input] {
+			lacking[spec.Input] = append(lacking[spec.Input], id)
+		}
+	}
+	var errs []error
+	for _, in := range sortedKeys(lacking) {
+		errs = append(errs, fmt.Errorf("resources %s use input %q, which this config lacks (keep the input or remove the resources first)", strings.Join(lacking[in], ", "), in))
+	}
+	return errors.Join(errs...)
 }
 
 func (a *Admin) latestConfig(p paths) (int, []byte, error) {

@@ -119,13 +119,20 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		return out(ms, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "MEMBER\tLEADER\tWEIGHT\tADMIN\tRUNNING\tOWNED\tFAILED")
+			fmt.Fprintln(w, "MEMBER\tLEADER\tWEIGHT\tADMIN\tRUNNING\tOWNED\tFAILED\tCONFIG")
 			for _, m := range ms {
 				lead := ""
 				if m.Leader {
 					lead = "*"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\t%d\n", m.Name, lead, m.Weight, m.Admin, len(m.Running), strings.Join(m.Owned, ","), len(m.Failed))
+				conf := "file"
+				if m.Config > 0 {
+					conf = fmt.Sprintf("v%d", m.Config)
+				}
+				if m.ConfigError != "" {
+					conf += " (" + m.ConfigError + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", m.Name, lead, m.Weight, m.Admin, len(m.Running), strings.Join(m.Owned, ","), len(m.Failed), conf)
 			}
 		})
 	case "resources ":

@@ -25,6 +25,12 @@
 //  4. Runner.Run must return after its context ends, having drained; a
 //     Store may be used only by the engine it was made for.
 //
+// A config pushed to the cluster (Admin.PushConfig, dbc config push)
+// replaces the members' pipeline config while they run: each member
+// validates it, then restarts only the resources whose effective config
+// changed; a config it rejects changes nothing and is reported in its
+// member znode (MemberInfo.ConfigError).
+//
 // Guarantees: a member runs a resource only while the assignment grants it
 // to the member at the epoch recorded in owners/<resource>; a member that
 // lost a resource cannot advance its checkpoint (engine.ErrFenced); a

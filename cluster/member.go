@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,6 +43,11 @@ type Options struct {
 	Tick time.Duration
 	// RetryBackoff delays restarting a resource that failed; 0 means 2s.
 	RetryBackoff time.Duration
+	// OnConfig, when set, is called with the runner of a newly pushed
+	// cluster config once it validated, before any resource is
+	// restarted; an error rejects the config (RunMember reloads the
+	// local pipeline here).
+	OnConfig func(next Runner) error
 }
 
 // Member is one dbusd in a cluster: it registers an ephemeral member
@@ -76,17 +82,25 @@ type Member struct {
 	leaderDone   chan struct{}
 	doubtStopped bool
 	started      time.Time
+	configSeen   int    // newest pushed config version handled
+	configV      int    // pushed config version applied (0: the local file)
+	configErr    string // why the newest version was rejected
 
 	mu sync.Mutex
 	// Guarded by mu.
 	stores   map[string]*Store
 	isLeader bool
 	running  map[string]bool // resources whose pipeline runs now
+	starts   map[string]int  // pipeline starts per resource since Join
 }
 
 type slot struct {
-	id      string
-	epoch   uint64
+	id     string
+	epoch  uint64
+	runner Runner // the runner (config) the slot was started with
+	// Set before running closes.
+	spec    ResourceSpec
+	fp      string // runner's fingerprint of spec's effective config, "" if none
 	cancel  context.CancelFunc
 	done    chan struct{}
 	running chan struct{} // closed once the resource runs
@@ -142,7 +156,7 @@ func Join(ctx context.Context, cfg *Config, opts Options) (*Member, error) {
 	}
 	m := &Member{cfg: cfg, opts: opts, s: s, p: newPaths(cfg.Root, cfg.Name), log: log, runner: opts.Runner, creds: creds,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), slots: map[string]*slot{}, failed: map[string]failure{},
-		stores: map[string]*Store{}, running: map[string]bool{}, started: time.Now().UTC()}
+		stores: map[string]*Store{}, running: map[string]bool{}, starts: map[string]int{}, started: time.Now().UTC()}
 	m.w = newWatches(s.conn, m.wake, m.quit, &m.wg)
 	if err := s.ensure(m.p.layout()...); err != nil {
 		s.close()
@@ -170,6 +184,14 @@ func (m *Member) Running() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return sortedKeys(m.running)
+}
+
+// Starts returns how many times each resource's pipeline was started on
+// this member since it joined (tests, metrics).
+func (m *Member) Starts() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.starts)
 }
 
 // StoreStats returns the counters of the checkpoint store of every
@@ -233,7 +255,8 @@ func (m *Member) register(ctx context.Context) error {
 }
 
 func (m *Member) memberData() []byte {
-	mi := MemberInfo{Name: m.cfg.Member, Weight: *m.cfg.Weight, Admin: m.cfg.Admin, Started: m.started, Running: []string{}}
+	mi := MemberInfo{Name: m.cfg.Member, Weight: *m.cfg.Weight, Admin: m.cfg.Admin, Started: m.started, Running: []string{},
+		Config: m.configV, ConfigError: m.configErr}
 	for id, sl := range m.slots {
 		select {
 		case <-sl.running:
@@ -316,6 +339,9 @@ func (m *Member) Run(ctx context.Context) error {
 // sync reads the assignment and the election, then reconciles.
 func (m *Member) sync(ctx context.Context) error {
 	if err := m.elect(ctx); err != nil {
+		return err
+	}
+	if err := m.syncConfig(); err != nil {
 		return err
 	}
 	data, _, err := m.w.get(m.p.assignment())
@@ -422,7 +448,7 @@ func (m *Member) stopLeader() {
 // the owner record (fencing token), loads the resource spec and runs it.
 func (m *Member) startSlot(id string, epoch uint64) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sl := &slot{id: id, epoch: epoch, cancel: cancel, done: make(chan struct{}), running: make(chan struct{})}
+	sl := &slot{id: id, epoch: epoch, runner: m.runner, cancel: cancel, done: make(chan struct{}), running: make(chan struct{})}
 	m.slots[id] = sl
 	m.wg.Add(1)
 	go func() {
@@ -448,8 +474,14 @@ func (m *Member) runSlot(ctx context.Context, sl *slot) error {
 		return fmt.Errorf("read resource %s: %w", sl.id, err)
 	}
 	spec.ID = sl.id
-	if err := m.runner.Check(spec); err != nil {
+	if err := sl.runner.Check(spec); err != nil {
 		return err
+	}
+	sl.spec = spec
+	if cr, ok := sl.runner.(ConfigurableRunner); ok {
+		if sl.fp, err = cr.Fingerprint(spec); err != nil {
+			return err
+		}
 	}
 	var local *engine.FileStore
 	if m.cfg.LocalDir != "" {
@@ -465,10 +497,11 @@ func (m *Member) runSlot(ctx context.Context, sl *slot) error {
 	m.log.Info("resource starting", "resource", sl.id, "input", spec.Input, "epoch", sl.epoch)
 	m.mu.Lock()
 	m.running[sl.id] = true
+	m.starts[sl.id]++
 	m.mu.Unlock()
 	close(sl.running)
 	signal(m.wake) // publish the running list
-	err = m.runner.Run(ctx, spec, store)
+	err = sl.runner.Run(ctx, spec, store)
 	m.mu.Lock()
 	delete(m.running, sl.id)
 	m.mu.Unlock()

@@ -31,6 +31,10 @@ type MemberInfo struct {
 	Running []string `json:"running"`
 	// Failed maps a resource to why the member could not run it.
 	Failed map[string]string `json:"failed,omitempty"`
+	// Config is the pushed cluster config version the member runs (0:
+	// its own file); ConfigError says why a newer version was rejected.
+	Config      int    `json:"config,omitempty"`
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // OwnerRecord is the data of owners/<resource>: the fencing token. Its

@@ -14,7 +14,11 @@ import (
 // cluster section. It joins the cluster (clear errors for an unreachable
 // ZooKeeper or a duplicate member name), runs the non-distributed inputs
 // of cfg in one local engine as a single dbusd would, and runs every
-// resource granted to this member in its own engine. It returns when ctx
+// resource granted to this member in its own engine. The newest config
+// pushed to the cluster (dbc config push), when there is one, replaces
+// cfg's pipeline (its cluster section stays this member's own); a new
+// push is applied while running, restarting only the resources (and
+// local inputs) whose config changed. It returns when ctx
 // ends and everything was drained, or when the local pipeline fails.
 func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger) error {
 	if log == nil {
@@ -42,13 +46,40 @@ func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, lo
 	if err != nil {
 		return err
 	}
-	var localEngine *engine.Engine
+	var localSup *engine.Supervisor
 	if local != nil {
-		if localEngine, err = engine.New(local, engine.Options{Registry: reg, Logger: log}); err != nil {
+		if localSup, err = engine.NewSupervisor(local, engine.Options{Registry: reg, Logger: log}); err != nil {
 			return err
 		}
 	}
-	m, err := Join(ctx, cc, Options{Runner: runner, Logger: log, Credentials: creds})
+	// A pushed cluster config also reloads the local pipeline, as a diff
+	// (unchanged local inputs keep running). Its plugins were already
+	// built once by WithConfig; the reload itself (which drains what
+	// changed) runs beside the member loop so as not to hold it up.
+	localCfgs := make(chan *engine.Config, 1)
+	onConfig := func(next Runner) error {
+		er, ok := next.(*EngineRunner)
+		if !ok {
+			return nil
+		}
+		nl, err := er.LocalConfig()
+		if err != nil {
+			return err
+		}
+		switch {
+		case nl == nil && localSup == nil:
+			return nil
+		case nl == nil || localSup == nil:
+			return errors.New("the config adds or removes every local (non-distributed) input: restart the members to apply it")
+		}
+		select { // only the newest pending one matters
+		case <-localCfgs:
+		default:
+		}
+		localCfgs <- nl
+		return nil
+	}
+	m, err := Join(ctx, cc, Options{Runner: runner, Logger: log, Credentials: creds, OnConfig: onConfig})
 	if err != nil {
 		return err
 	}
@@ -56,13 +87,28 @@ func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, lo
 	defer cancel()
 	var wg sync.WaitGroup
 	var localErr error
-	if localEngine != nil {
-		wg.Add(1)
+	if localSup != nil {
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			localErr = localEngine.Run(ctx)
+			localErr = localSup.Run(ctx)
 			if localErr != nil {
 				cancel()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case nl := <-localCfgs:
+					if gen, err := localSup.Reload(nl); err != nil {
+						log.Error("local pipeline not reloaded with the pushed cluster config", "err", err)
+					} else {
+						log.Info("local pipeline reloaded with the pushed cluster config", "generation", gen)
+					}
+				}
 			}
 		}()
 	}

@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path"
@@ -70,6 +73,13 @@ func (r *EngineRunner) Run(ctx context.Context, spec ResourceSpec, store engine.
 
 // Config returns the one-input pipeline config of spec.
 func (r *EngineRunner) Config(spec ResourceSpec) (*engine.Config, error) {
+	_, cfg, err := r.effective(spec)
+	return cfg, err
+}
+
+// effective returns the one-input pipeline config of spec, as YAML and
+// parsed.
+func (r *EngineRunner) effective(spec ResourceSpec) ([]byte, *engine.Config, error) {
 	var pc *engine.PluginConfig
 	for _, p := range r.cfg.Plugins {
 		if p.Kind == engine.KindInput && p.Name == spec.Input {
@@ -77,33 +87,120 @@ func (r *EngineRunner) Config(spec ResourceSpec) (*engine.Config, error) {
 		}
 	}
 	if pc == nil {
-		return nil, fmt.Errorf("resource %s: input %q is not in this member's config %s (distributed inputs here: %s)",
+		return nil, nil, fmt.Errorf("resource %s: input %q is not in this member's config %s (distributed inputs here: %s)",
 			spec.ID, spec.Input, r.cfg.File, listOrNone(r.DistributedInputs()))
 	}
 	if !pc.Spec.Distributed {
-		return nil, fmt.Errorf("resource %s: input %q (class %s) does not accept cluster resources: %s is not a distributed plugin",
+		return nil, nil, fmt.Errorf("resource %s: input %q (class %s) does not accept cluster resources: %s is not a distributed plugin",
 			spec.ID, spec.Input, pc.Class, pc.Class)
 	}
 	for k := range spec.Config {
 		switch k {
 		case "name", "class", "match", "disabled":
-			return nil, fmt.Errorf("resource %s: config key %q is reserved and cannot be set by a resource", spec.ID, k)
+			return nil, nil, fmt.Errorf("resource %s: config key %q is reserved and cannot be set by a resource", spec.ID, k)
 		}
 	}
 	merged, err := r.creds.expandAny(map[string]any(spec.Config))
 	if err != nil {
-		return nil, fmt.Errorf("resource %s: %w", spec.ID, err)
+		return nil, nil, fmt.Errorf("resource %s: %w", spec.ID, err)
 	}
 	raw, err := r.buildYAML(map[string]map[string]any{spec.Input: merged.(map[string]any)})
 	if err != nil {
-		return nil, fmt.Errorf("resource %s: %w", spec.ID, err)
+		return nil, nil, fmt.Errorf("resource %s: %w", spec.ID, err)
 	}
 	cfg, err := engine.Parse(fmt.Sprintf("%s [resource %s]", r.cfg.File, spec.ID), raw, r.reg)
 	if err != nil {
-		return nil, fmt.Errorf("resource %s: config of input %q with the resource's settings is invalid: %w", spec.ID, spec.Input, err)
+		return nil, nil, fmt.Errorf("resource %s: config of input %q with the resource's settings is invalid: %w", spec.ID, spec.Input, err)
 	}
-	return cfg, nil
+	return raw, cfg, nil
 }
+
+// WithConfig implements ConfigurableRunner: a runner for the pipeline
+// config data (a pushed cluster config named file), which must parse
+// with the runner's registry, keep at least one distributed input, and
+// whose local (non-distributed) pipeline, if any, must build. A cluster
+// section in data is ignored: each member keeps its own.
+func (r *EngineRunner) WithConfig(file string, data []byte) (Runner, error) {
+	cfg, err := engine.Parse(file, data, r.reg)
+	if err != nil {
+		return nil, err
+	}
+	next := &EngineRunner{cfg: cfg, reg: r.reg, creds: r.creds, log: r.log}
+	if len(next.DistributedInputs()) == 0 {
+		return nil, fmt.Errorf("%s: no distributed input (an input whose plugin accepts resources): a cluster config needs one", file)
+	}
+	local, err := next.LocalConfig()
+	if err != nil {
+		return nil, err
+	}
+	if local != nil {
+		if err := buildCheck(local); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// Fingerprint implements ConfigurableRunner: a hash of spec's effective
+// pipeline config (credentials resolved, so only the hash is kept).
+func (r *EngineRunner) Fingerprint(spec ResourceSpec) (string, error) {
+	raw, _, err := r.effective(spec)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Validate implements ConfigurableRunner: spec's pipeline parses and
+// every plugin's constructor accepts its config.
+func (r *EngineRunner) Validate(spec ResourceSpec) error {
+	_, cfg, err := r.effective(spec)
+	if err != nil {
+		return err
+	}
+	if err := buildCheck(cfg); err != nil {
+		return fmt.Errorf("resource %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// buildCheck runs the constructor of every plugin of cfg (as engine.New
+// does, so that checks made only by constructors are caught) and closes
+// what it built; nothing is started.
+func buildCheck(cfg *engine.Config) error {
+	var errs []error
+	for _, pc := range cfg.Plugins {
+		var inst any
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("constructor panicked: %v", p)
+				}
+			}()
+			switch pc.Kind {
+			case engine.KindInput:
+				inst, err = pc.Spec.NewInput(pc.Conf)
+			case engine.KindFilter:
+				inst, err = pc.Spec.NewFilter(pc.Conf)
+			case engine.KindOutput:
+				inst, err = pc.Spec.NewOutput(pc.Conf)
+			}
+		}()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s (%s): %w", cfg.File, pc.Line, pc.Name, pc.Class, err))
+			continue
+		}
+		if c, ok := inst.(engine.Closer); ok {
+			c.Close(context.Background())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PipelineConfig returns the runner's whole pipeline config.
+func (r *EngineRunner) PipelineConfig() *engine.Config { return r.cfg }
 
 // LocalConfig returns the pipeline of the config's non-distributed
 // inputs (they run on every member), or nil when there are none.
