@@ -666,3 +666,14 @@ func (e *Engine) Query(name string, params map[string]string) (any, error) {
 	}
 	return q.Query(params)
 }
+
+// Close releases the plugins of an engine that was built but will not run
+// (validation, a rejected reload). It must not be called on an engine
+// whose Run was called: Run closes its plugins itself.
+func (e *Engine) Close() error {
+	if e.started.Load() {
+		return errors.New("engine: Close on an engine that ran; Run closes its plugins")
+	}
+	e.closePlugins()
+	return nil
+}

@@ -473,3 +473,17 @@ func (s *Supervisor) Query(name string, params map[string]string) (any, error) {
 	}
 	return e.Query(name, params)
 }
+
+// Close releases the plugins of a supervisor that was built but will not
+// run (dbusd -t, validation); the checkpoint store is closed too.
+func (s *Supervisor) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		return errors.New("supervisor: Close after Run; cancel Run's context instead")
+	}
+	for _, c := range s.comps {
+		c.e.closePlugins()
+	}
+	return s.store.Close()
+}

@@ -123,10 +123,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.check {
 		// Build (construct every plugin) without running, so constructor
 		// checks (bad templates, unknown compression...) are reported too.
-		if _, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log, Offline: o.offline}); err != nil {
+		sup, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log, Offline: o.offline})
+		if err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1
 		}
+		sup.Close()
 		if _, err := admin.ParseSection(cfg.File, cfg.Sections["admin"]); err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1
