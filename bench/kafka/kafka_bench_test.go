@@ -3,15 +3,18 @@ package kafkabench
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/pprof"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -121,31 +124,35 @@ func bareMirror(b *testing.B, src, dst *kfaketest.Cluster, topic, out string, n 
 }
 
 // mirrorYAML is the dbus side: KafkaInput on the source partitions (no
-// group, like the bare loop) -> KafkaOutput, profile throughput, with the
-// engine and plugin defaults otherwise.
+// group, like the bare loop) -> KafkaOutput, profile throughput, 16
+// batches in flight (etc/mirror.yaml), the engine and plugin defaults
+// otherwise. DBUS_BENCH_INPUT / DBUS_BENCH_OUTPUT append fields to the
+// input / output (", pool: 65536"), to compare settings.
 const mirrorYAML = `
-engine: {checkpoint_interval: 200ms, batch: 1024, pool: 65536}
+engine: {checkpoint_interval: 200ms}
 inputs:
-  - {name: a, class: KafkaInput, brokers: %s, topics: [src], pool: 65536}
+  - {name: a, class: KafkaInput, brokers: %s, topics: [src]%s}
 outputs:
-  - {name: b, class: KafkaOutput, match: [a], brokers: %s, topic: %s, partitioner: attr, profile: throughput, in_flight: 16}
+  - {name: b, class: KafkaOutput, match: [a], brokers: %s, topic: %s, partitioner: attr, profile: throughput, in_flight: 16%s}
 `
 
 // span watches an acked-records counter and returns the time from the
-// first acked record to the n-th: the steady-state span of a run, without
-// client start, metadata and the consumer's first fetch.
-func span(b *testing.B, count func() int64, n int64, timeout time.Duration) (time.Duration, time.Duration) {
+// first acked record to the n-th (the steady-state span of a run, without
+// client start, metadata and the consumer's first fetch), the time from
+// the call, and the process CPU time used during the span.
+func span(b *testing.B, count func() int64, n int64, timeout time.Duration) (steady, all, cpu time.Duration) {
 	t0 := time.Now()
 	var first time.Time
+	var cpu0 time.Duration
 	deadline := t0.Add(timeout)
 	for {
 		c := count()
 		now := time.Now()
 		if c > 0 && first.IsZero() {
-			first = now
+			first, cpu0 = now, cpuTime()
 		}
 		if c >= n {
-			return now.Sub(first), now.Sub(t0)
+			return now.Sub(first), now.Sub(t0), cpuTime() - cpu0
 		}
 		if now.After(deadline) {
 			b.Fatalf("%d of %d records acked after %v", c, n, timeout)
@@ -154,19 +161,44 @@ func span(b *testing.B, count func() int64, n int64, timeout time.Duration) (tim
 	}
 }
 
+// cpuTime is the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkKafkaMirror mirrors n preloaded 128-byte records from cluster
 // A to cluster B, with the bare franz-go loop and with dbus, on the same
 // clusters and records with the same producer settings, alternating
 // which goes first; each op runs both once. Rates are over the
 // steady-state span (first record acked by B to the last) and the ratio
-// is dbus/bare of the summed spans; the per-op ratios are logged. A
-// warm-up op (not counted) runs first.
+// is dbus/bare of the summed spans; the per-op ratios, CPU use and
+// request counts are logged. A warm-up op (not counted) runs first. The
+// two paths run under pprof labels: with -cpuprofile, compare them with
+// `go tool pprof -tags` and `-tagfocus path=dbus` (or path=bare).
 func BenchmarkKafkaMirror(b *testing.B) {
 	const n = 1000000
 	a := kfaketest.Start(b, 1, 4, []string{"src"})
 	dst := kfaketest.Start(b, 1, 4, nil)
 	preload(b, a, "src", n)
 	adm := kadm.NewClient(kfaketest.Client(b, dst.Seeds))
+	// Count the produce and fetch requests the clusters see: the
+	// shape of the traffic (fewer, larger requests) matters as much as
+	// the clients' CPU, as each kfake cluster serves requests serially.
+	var produceReqs, fetchReqs atomic.Int64
+	dst.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		dst.KeepControl()
+		produceReqs.Add(1)
+		return nil, nil, false
+	})
+	a.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		a.KeepControl()
+		fetchReqs.Add(1)
+		return nil, nil, false
+	})
 
 	// The engine builds the output; keep it to read its acked counter.
 	reg := engine.NewRegistry()
@@ -186,20 +218,21 @@ func BenchmarkKafkaMirror(b *testing.B) {
 	ispec, _ := reg.Lookup("KafkaInput")
 	reg2.MustRegister(*ispec)
 
-	runBare := func(topic string) (time.Duration, time.Duration) {
+	runBare := func(topic string) (time.Duration, time.Duration, time.Duration) {
 		var acked atomic.Int64
 		done := make(chan struct{})
 		go pprof.Do(context.Background(), pprof.Labels("path", "bare"), func(context.Context) {
 			defer close(done)
 			bareMirror(b, a, dst, "src", topic, n, &acked)
 		})
-		s, t := span(b, acked.Load, n, 120*time.Second)
+		s, t, c := span(b, acked.Load, n, 120*time.Second)
 		<-done
-		return s, t
+		return s, t, c
 	}
-	runDbus := func(topic string) (time.Duration, time.Duration) {
+	runDbus := func(topic string) (time.Duration, time.Duration, time.Duration) {
 		out.Store(nil)
-		cfg, err := engine.Parse("bench.yaml", []byte(fmt.Sprintf(mirrorYAML, a.SeedList(), dst.SeedList(), topic)), reg2)
+		y := fmt.Sprintf(mirrorYAML, a.SeedList(), os.Getenv("DBUS_BENCH_INPUT"), dst.SeedList(), topic, os.Getenv("DBUS_BENCH_OUTPUT"))
+		cfg, err := engine.Parse("bench.yaml", []byte(y), reg2)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -210,7 +243,7 @@ func BenchmarkKafkaMirror(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go pprof.Do(ctx, pprof.Labels("path", "dbus"), func(ctx context.Context) { done <- e.Run(ctx) })
-		s, t := span(b, func() int64 {
+		s, t, c := span(b, func() int64 {
 			if o := out.Load(); o != nil {
 				return int64(o.Stats().Produced)
 			}
@@ -218,7 +251,7 @@ func BenchmarkKafkaMirror(b *testing.B) {
 		}, n, 120*time.Second)
 		cancel()
 		<-done
-		return s, t
+		return s, t, c
 	}
 	drop := func(topics ...string) {
 		ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
@@ -227,30 +260,42 @@ func BenchmarkKafkaMirror(b *testing.B) {
 		runtime.GC()
 	}
 
-	drop()
+	runtime.GC()
 	runBare("warm_bare")
 	runDbus("warm_dbus")
 	drop("warm_bare", "warm_dbus")
 
-	var bare, dbus, bareAll, dbusAll time.Duration
+	var bare, dbus, bareAll, dbusAll, bareCPU, dbusCPU time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		bt, dt := fmt.Sprintf("bare%d", i), fmt.Sprintf("dbus%d", i)
-		var bs, ba, ds, da time.Duration
+		var bs, ba, bc, ds, da, dc time.Duration
+		var bp, bf, dp, df int64
+		reqs := func(p, f *int64) {
+			*p, *f = produceReqs.Swap(0), fetchReqs.Swap(0)
+		}
 		if i%2 == 0 {
-			bs, ba = runBare(bt)
-			ds, da = runDbus(dt)
+			reqs(new(int64), new(int64))
+			bs, ba, bc = runBare(bt)
+			reqs(&bp, &bf)
+			ds, da, dc = runDbus(dt)
+			reqs(&dp, &df)
 		} else {
-			ds, da = runDbus(dt)
-			bs, ba = runBare(bt)
+			reqs(new(int64), new(int64))
+			ds, da, dc = runDbus(dt)
+			reqs(&dp, &df)
+			bs, ba, bc = runBare(bt)
+			reqs(&bp, &bf)
 		}
 		bare += bs
 		dbus += ds
 		bareAll += ba
 		dbusAll += da
-		b.Logf("op %d: bare %.0f rec/s (%v, %v with start), dbus %.0f rec/s (%v, %v with start), ratio %.3f",
-			i, float64(n)/bs.Seconds(), bs.Round(time.Millisecond), ba.Round(time.Millisecond),
-			float64(n)/ds.Seconds(), ds.Round(time.Millisecond), da.Round(time.Millisecond), bs.Seconds()/ds.Seconds())
+		bareCPU += bc
+		dbusCPU += dc
+		b.Logf("op %d: bare %.2fM rec/s (%v, %v with start, %.0f%% CPU, %d produce/%d fetch requests), dbus %.2fM rec/s (%v, %v with start, %.0f%% CPU, %d/%d requests): ratio %.3f",
+			i, float64(n)/bs.Seconds()/1e6, bs.Round(time.Millisecond), ba.Round(time.Millisecond), 100*bc.Seconds()/bs.Seconds(), bp, bf,
+			float64(n)/ds.Seconds()/1e6, ds.Round(time.Millisecond), da.Round(time.Millisecond), 100*dc.Seconds()/ds.Seconds(), dp, df, bs.Seconds()/ds.Seconds())
 		b.StopTimer()
 		drop(bt, dt)
 		b.StartTimer()
@@ -262,6 +307,9 @@ func BenchmarkKafkaMirror(b *testing.B) {
 	b.ReportMetric(dbusRate, "dbus_rec/s")
 	b.ReportMetric(dbusRate/bareRate, "ratio")
 	b.ReportMetric(bareAll.Seconds()/dbusAll.Seconds(), "ratio_with_start")
+	// Process CPU (both clusters, clients, dbus) per record on each path.
+	b.ReportMetric(float64(bareCPU.Nanoseconds())/float64(n*b.N), "bare_cpu_ns/rec")
+	b.ReportMetric(float64(dbusCPU.Nanoseconds())/float64(n*b.N), "dbus_cpu_ns/rec")
 	b.ReportMetric(0, "ns/op")
 }
 

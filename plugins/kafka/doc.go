@@ -27,6 +27,12 @@
 //     skipped and counted; others get origin_id added when they carry no
 //     mark (mirror loop prevention).
 //  6. In dry run (SetDryRun) records are built and partitioned, not sent.
+//  7. Linger only while the engine can still hand over records: on a
+//     synchronous Write, or when the engine holds as many WriteAsync
+//     batches as it ever did at once and at least two (it is then out of
+//     in_flight slots), the output stops the client's linger timers so the
+//     records go now; otherwise a saturated pipeline would move at most
+//     in_flight*batch records per linger.
 //
 // dbus's own code allocates nothing per record in steady state (batch
 // states, records, header slices and topic strings are reused); franz-go

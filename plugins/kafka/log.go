@@ -21,6 +21,14 @@ var clientLogLevels = map[string]kgo.LogLevel{
 func (c *clientLogger) Level() kgo.LogLevel { return c.level }
 
 func (c *clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if level == kgo.LogLevelInfo && msg == "flushing" {
+		// KafkaOutput flushes to stop lingering whenever the engine's
+		// in-flight slots are all taken: routine, not worth an info line.
+		if c.level < kgo.LogLevelDebug {
+			return
+		}
+		level = kgo.LogLevelDebug
+	}
 	sl := slog.LevelDebug
 	switch level {
 	case kgo.LogLevelError:

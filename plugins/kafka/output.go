@@ -131,6 +131,13 @@ type Output struct {
 	fence    atomic.Bool
 	inflight atomic.Int64
 
+	// batches counts WriteAsync calls not yet completed; maxBatches is
+	// the most seen at once, which is the engine's in_flight once the
+	// pipeline has been saturated. linger is the client's linger.
+	batches    atomic.Int64
+	maxBatches int64 // Write goroutine only
+	linger     time.Duration
+
 	// Counters.
 	produced    atomic.Uint64
 	failed      atomic.Uint64
@@ -241,6 +248,7 @@ func NewOutput(c *engine.Conf) (*Output, error) {
 	default:
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
+	o.linger = prof.linger
 	o.opts = opts
 	return o, nil
 }
@@ -310,8 +318,10 @@ type batchState struct {
 	errs    []error
 	pending atomic.Int64
 	failed  atomic.Bool
+	lost    atomic.Int64 // records whose promise failed
 	c       engine.Completion
 	n       int
+	sent    int                      // records handed to the client; set before the guard is released
 	promise func(*kgo.Record, error) // bound once to b.onPromise
 }
 
@@ -361,6 +371,8 @@ func (b *batchState) reset() {
 	clear(b.errs)
 	b.c = nil
 	b.failed.Store(false)
+	b.lost.Store(0)
+	b.sent = 0
 	b.pending.Store(0)
 }
 
@@ -373,7 +385,7 @@ func (o *Output) putBatch(b *batchState) {
 
 // Write implements engine.Output for callers that do not use WriteAsync.
 func (o *Output) Write(ctx context.Context, batch []*pack.Packet) error {
-	o.WriteAsync(ctx, batch, &o.syncC)
+	o.write(ctx, batch, &o.syncC, true)
 	select {
 	case err := <-o.syncC.ch:
 		return err
@@ -395,16 +407,27 @@ var errFenced = errors.New("earlier records failed and are being retried; held b
 // WriteAsync implements engine.AsyncOutput. Record values and keys refer
 // to the packets' buffers: the engine holds the packets until c.Done.
 func (o *Output) WriteAsync(ctx context.Context, batch []*pack.Packet, c engine.Completion) {
-	b := o.getBatch(len(batch))
-	b.c = c
-	b.pending.Store(1) // guard: released after the loop
+	o.write(ctx, batch, c, false)
+}
+
+// write produces batch and reports to c; sync says the caller waits for
+// c (Write), so lingering would only delay it.
+func (o *Output) write(ctx context.Context, batch []*pack.Packet, c engine.Completion, sync bool) {
 	dry := o.dryRun.Load()
 	if !dry && o.cl == nil {
-		err := fmt.Errorf("kafka output %s: not started", o.name)
-		o.putBatch(b)
-		c.Done(err)
+		c.Done(fmt.Errorf("kafka output %s: not started", o.name))
 		return
 	}
+	b := o.getBatch(len(batch))
+	b.c = c
+	o.batches.Add(1)
+	// Count every record as pending and in flight up front (plus a guard
+	// released after the loop), and take back those not sent: no shared
+	// counter is touched per record.
+	n := int64(len(batch))
+	b.pending.Store(n + 1)
+	o.inflight.Add(n)
+	sent := 0
 	fenced := !dry && o.fence.Load()
 	for i, p := range batch {
 		r := &b.recs[i]
@@ -427,22 +450,87 @@ func (o *Output) WriteAsync(ctx context.Context, batch []*pack.Packet, c engine.
 			continue
 		}
 		r.Context = &b.ctxs[i]
-		b.pending.Add(1)
-		o.inflight.Add(1)
+		sent++
 		o.cl.Produce(ctx, r, b.promise)
+	}
+	b.sent = sent
+	if unsent := n - int64(sent); unsent > 0 {
+		o.inflight.Add(-unsent)
+		b.pending.Add(-unsent) // the guard keeps it above zero
+	}
+	if !dry {
+		o.unlingerIfSaturated(sync)
 	}
 	b.finishOne()
 }
 
-// build fills r from p. skip reports a record that loop prevention drops.
-func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
-	// Loop prevention and the origin mark.
-	var origin []byte
-	if o.originHdr != "" {
-		origin = o.headerAttr(p, o.originHdr)
-		if origin != nil && o.clusterID != "" && string(origin) == o.clusterID {
-			return true, nil
+// canceledCtx makes Client.Flush return at once: it only stops the
+// partitions' linger timers.
+var canceledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// unlingerIfSaturated sends lingering records now when the caller waits
+// for them (sync) or the engine holds as many batches in flight as it
+// ever did, and at least two (the engine gives an AsyncOutput at least
+// two slots): the engine is then most likely out of in-flight slots and
+// waiting for a completion, so lingering would only add latency and
+// throttle the pipeline to in_flight*batch records per linger. Below
+// that, the engine can still hand over records and linger merges its
+// batches as configured.
+func (o *Output) unlingerIfSaturated(sync bool) {
+	if o.linger <= 0 {
+		return
+	}
+	if !sync {
+		n := o.batches.Load()
+		if n < max(o.maxBatches, 2) {
+			return
 		}
+		o.maxBatches = n
+	}
+	_ = o.cl.Flush(canceledCtx)
+}
+
+// build fills r from p. skip reports a record that loop prevention drops.
+// One pass over the attributes finds the origin mark, the partition
+// attribute and the headers.
+func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
+	var origin []byte
+	var partA *pack.Attr
+	size := 0
+	for i := 0; i < p.Attrs.Len(); i++ {
+		a := p.Attrs.At(i)
+		if o.mode == partAttr && partA == nil && string(a.K) == o.partAttr {
+			partA = a
+		}
+		if a.Kind != pack.KindString {
+			continue // headers carry bytes; typed attributes are not headers
+		}
+		var k []byte
+		switch {
+		case len(a.K) > len(o.hdrPrefix) && string(a.K[:len(o.hdrPrefix)]) == o.hdrPrefix:
+			k = a.K[len(o.hdrPrefix):]
+			if origin == nil && o.originHdr != "" && string(k) == o.originHdr {
+				// Loop prevention and the origin mark.
+				if o.clusterID != "" && string(a.B) == o.clusterID {
+					return true, nil
+				}
+				origin = a.B
+			}
+			if o.hdrPrefix == "" && !o.isHeaderAttr(a.K) {
+				continue // no prefix: only header_attrs are headers
+			}
+		case o.isHeaderAttr(a.K):
+			k = a.K
+		default:
+			continue
+		}
+		key := o.hdrKeys.get(k)
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: key, Value: a.B})
+		size += len(key) + len(a.B)
 	}
 	// Topic.
 	if o.topic.fixed != "" {
@@ -473,38 +561,16 @@ func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
 	case partFixed:
 		r.Partition = o.fixedPart
 	case partAttr:
-		a, ok := p.Attrs.Get(o.partAttr)
-		if !ok {
+		if partA == nil {
 			return false, &permanentError{fmt.Errorf("partitioner attr: %w %q", errMissingAttr, o.partAttr)}
 		}
-		v, ok := a.Int()
+		v, ok := partA.Int()
 		if !ok || v < 0 || v > 1<<31-1 {
 			return false, &permanentError{fmt.Errorf("partitioner attr: attribute %q is not a partition number", o.partAttr)}
 		}
 		r.Partition = int32(v)
 	}
-	// Headers.
-	size := len(r.Key) + len(r.Value)
-	if o.hdrPrefix != "" || len(o.hdrAttrs) > 0 {
-		for i := 0; i < p.Attrs.Len(); i++ {
-			a := p.Attrs.At(i)
-			var k []byte
-			switch {
-			case o.hdrPrefix != "" && len(a.K) > len(o.hdrPrefix) && string(a.K[:len(o.hdrPrefix)]) == o.hdrPrefix:
-				k = a.K[len(o.hdrPrefix):]
-			case o.isHeaderAttr(a.K):
-				k = a.K
-			default:
-				continue
-			}
-			if a.Kind != pack.KindString {
-				continue // headers carry bytes; typed attributes are not headers
-			}
-			key := o.hdrKeys.get(k)
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: key, Value: a.B})
-			size += len(key) + len(a.B)
-		}
-	}
+	size += len(r.Key) + len(r.Value)
 	if origin == nil && len(o.originID) > 0 {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: o.originHdr, Value: o.originID})
 		size += len(o.originHdr) + len(o.originID)
@@ -523,19 +589,6 @@ func (o *Output) isHeaderAttr(k []byte) bool {
 		}
 	}
 	return false
-}
-
-// headerAttr returns the value of header name as carried by p's
-// attributes (header_prefix + name), or nil.
-func (o *Output) headerAttr(p *pack.Packet, name string) []byte {
-	for i := 0; i < p.Attrs.Len(); i++ {
-		a := p.Attrs.At(i)
-		if a.Kind == pack.KindString && len(a.K) == len(o.hdrPrefix)+len(name) &&
-			string(a.K[:len(o.hdrPrefix)]) == o.hdrPrefix && string(a.K[len(o.hdrPrefix):]) == name {
-			return a.B
-		}
-	}
-	return nil
 }
 
 // dryPartition runs the partitioner as the client would, with the
@@ -566,19 +619,17 @@ func (o *Output) partitionsOf(topic string) int {
 
 // onPromise runs on franz-go's promise goroutine once per record.
 func (b *batchState) onPromise(r *kgo.Record, err error) {
-	sc := r.Context.(*slotCtx)
-	o := b.o
-	o.inflight.Add(-1)
 	if err != nil {
+		sc := r.Context.(*slotCtx)
+		o := b.o
 		if !isRetryable(err) {
 			err = &permanentError{err}
 		}
 		b.errs[sc.i] = fmt.Errorf("kafka output %s: produce to %s[%d]: %w", o.name, r.Topic, r.Partition, err)
 		b.failed.Store(true)
+		b.lost.Add(1)
 		o.failed.Add(1)
 		o.fence.Store(true)
-	} else {
-		o.produced.Add(1)
 	}
 	b.finishOne()
 }
@@ -596,10 +647,12 @@ func (b *batchState) finishOne() {
 		errs := append([]error(nil), b.errs[:b.n]...)
 		err = &engine.BatchError{Errs: errs}
 	}
-	if o.fence.Load() && o.inflight.Load() == 0 {
+	o.produced.Add(uint64(int64(b.sent) - b.lost.Load()))
+	if o.inflight.Add(-int64(b.sent)) == 0 && o.fence.Load() {
 		o.fence.Store(false)
 	}
 	o.putBatch(b)
+	o.batches.Add(-1)
 	c.Done(err)
 }
 

@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
+)
+
+// chanCompletion reports a WriteAsync outcome on a channel.
+type chanCompletion chan error
+
+func (c chanCompletion) Done(err error) { c <- err }
+
+// KafkaOutput lingers only while the engine can still hand over records:
+// a synchronous Write, or as many batches in flight as the engine ever
+// gave it at once and at least two (the engine is then waiting for a
+// completion), sends the lingering records at once. Without that, a
+// pipeline moves at most in_flight*batch records per linger.
+func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
+	const linger = 1500 * time.Millisecond
+	c := kfaketest.Start(t, 1, 2, []string{"t"})
+	reg := engine.NewRegistry()
+	Register(reg)
+	conf, err := engine.NewConf(reg, "out", "KafkaOutput", map[string]any{
+		"brokers": c.Seeds, "topic": "t", "linger": linger, "batch_records": 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOutput(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(ctx)
+
+	// Learn the topic's partitions (records for a topic the client has no
+	// metadata for yet are not lingering, they wait for it).
+	warm := make(chanCompletion, 1)
+	o.WriteAsync(ctx, testBatch(10), warm)
+	if err := o.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-warm; err != nil {
+		t.Fatal(err)
+	}
+
+	// A synchronous Write is a saturated pipeline of one batch.
+	start := time.Now()
+	if err := o.Write(ctx, testBatch(10)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > linger/2 {
+		t.Fatalf("synchronous Write took %v: it waited for the %v linger", d, linger)
+	}
+
+	// One batch while the engine could still hand over another: the
+	// records linger, as configured.
+	done := make(chanCompletion, 3)
+	start = time.Now()
+	o.WriteAsync(ctx, testBatch(10), done)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < linger*2/3 {
+		t.Fatalf("an unsaturated batch completed after %v, before the %v linger", d, linger)
+	}
+
+	// Two batches in flight at once: the second reaches the most seen,
+	// so both are sent without lingering.
+	start = time.Now()
+	o.WriteAsync(ctx, testBatch(10), done)
+	o.WriteAsync(ctx, testBatch(10), done)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > linger/2 {
+		t.Fatalf("two saturating batches took %v: they waited for the %v linger", d, linger)
+	}
+
+	// Three in flight: the most seen grows to three; one or two now
+	// linger, three do not.
+	start = time.Now()
+	for range 3 {
+		o.WriteAsync(ctx, testBatch(10), done)
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > linger/2 {
+		t.Fatalf("three saturating batches took %v: they waited for the %v linger", d, linger)
+	}
+	start = time.Now()
+	o.WriteAsync(ctx, testBatch(10), done)
+	o.WriteAsync(ctx, testBatch(10), done)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < linger*2/3 {
+		t.Fatalf("two batches below the most seen completed after %v, before the %v linger", d, linger)
+	}
+	if s := o.Stats(); s.Produced != 100 || s.Failed != 0 {
+		t.Fatalf("stats %+v, want 100 produced, 0 failed", s)
+	}
+}
