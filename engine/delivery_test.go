@@ -628,3 +628,43 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// deafInput blocks in a call that ignores its context.
+type deafInput struct{ block chan struct{} }
+
+func (d deafInput) Run(ctx context.Context, ic engine.InputContext) error {
+	<-d.block
+	return nil
+}
+
+func TestEngineShutdownDoesNotHangOnDeafPlugin(t *testing.T) {
+	reg := testRegistry(t, nil)
+	block := make(chan struct{})
+	defer close(block)
+	reg.MustRegister(engine.Spec{Class: "Deaf", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) { return deafInput{block}, nil }})
+	cfg, err := engine.Parse("t.yaml", []byte(`
+engine: {shutdown_timeout: 100ms}
+inputs:
+  - {name: deaf, class: Deaf}
+outputs:
+  - {name: out, class: MockOutput, match: deaf}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	runErr := e.Run(ctx)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Run took %s with a deaf input", took)
+	}
+	if runErr == nil || !strings.Contains(runErr.Error(), "input deaf") {
+		t.Fatalf("Run = %v, want an error naming the stuck input", runErr)
+	}
+}

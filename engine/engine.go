@@ -55,6 +55,7 @@ type Engine struct {
 	inCancel   context.CancelFunc
 
 	wg        sync.WaitGroup // every goroutine the engine starts
+	live      sync.Map       // names of running engine goroutines
 	inputsWG  sync.WaitGroup
 	commitMu  sync.Mutex // serialises commits; guards Stream.savedGen/closed
 	started   atomic.Bool
@@ -281,14 +282,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	for _, or := range e.outputs {
-		e.goOwned(or.run)
+		e.goOwned("output "+or.n.name(), or.run)
 	}
 	for _, fr := range e.filters {
-		e.goOwned(fr.run)
+		e.goOwned("filter "+fr.n.name(), fr.run)
 	}
 	for _, ir := range e.inputs {
 		e.inputsWG.Add(1)
-		e.goOwned(ir.run)
+		e.goOwned("input "+ir.n.name(), ir.run)
 	}
 	commitDone := make(chan struct{})
 	commitStop := make(chan struct{})
@@ -321,9 +322,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	case <-timer.C:
 		e.hardStop.Store(true)
 		e.hardCancel()
-		<-allDone
 		runErr = fmt.Errorf("shutdown: drain did not finish within %s; stopped hard, %d packets not acked will be read again after restart",
 			e.cfg.Engine.ShutdownTimeout, e.InFlight())
+		// A plugin blocked in a call that ignores its context (a read on
+		// a pipe, a stuck client) must not hold the process forever: give
+		// the goroutines a grace period, then commit what is acked and
+		// return; the stuck goroutine is reported by name.
+		grace := min(5*time.Second, e.cfg.Engine.ShutdownTimeout)
+		select {
+		case <-allDone:
+		case <-time.After(grace):
+			runErr = errors.Join(runErr, fmt.Errorf("shutdown: plugins still running %s after the hard stop (blocked in a call that ignores cancellation): %v",
+				grace, e.running()))
+		}
 	}
 	close(commitStop)
 	<-commitDone
@@ -338,13 +349,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	return runErr
 }
 
-// goOwned starts f as an engine-owned goroutine.
-func (e *Engine) goOwned(f func()) {
+// goOwned starts f as an engine-owned goroutine, named for reports.
+func (e *Engine) goOwned(name string, f func()) {
 	e.wg.Add(1)
+	e.live.Store(name, true)
 	go func() {
 		defer e.wg.Done()
+		defer e.live.Delete(name)
 		f()
 	}()
+}
+
+// running lists the engine goroutines that have not returned.
+func (e *Engine) running() []string {
+	var out []string
+	e.live.Range(func(k, _ any) bool {
+		out = append(out, k.(string))
+		return true
+	})
+	sort.Strings(out)
+	return out
 }
 
 func (e *Engine) startPlugins(ctx context.Context) error {

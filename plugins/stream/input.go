@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
+	"time"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -71,6 +73,12 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		r = f
 	case "command":
 		cmd := exec.CommandContext(ctx, "sh", "-c", in.command)
+		// Stop the whole process group (the shell and what it started) and
+		// close the pipe soon after, so a stop never waits on a child that
+		// keeps stdout open.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+		cmd.WaitDelay = 2 * time.Second
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {

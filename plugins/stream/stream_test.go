@@ -126,3 +126,29 @@ outputs:
 		t.Fatalf("missing path: %v", err)
 	}
 }
+
+func TestStreamCommandStopsWithItsChildren(t *testing.T) {
+	reg := registry()
+	cfg, err := engine.Parse("t.yaml", []byte(`
+inputs:
+  - {name: idle, class: StreamInput, source: command, command: "sleep 3600"}
+outputs:
+  - {name: out, class: MockOutput, match: idle}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := e.Run(ctx); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("shutdown waited %s on the command's child", took)
+	}
+}
