@@ -71,12 +71,12 @@ func ChannelPipeline(shape Shape, payload int, d time.Duration) uint64 {
 		inWG.Add(1)
 		go func() { // input
 			defer inWG.Done()
-			var seq int64
+			seq := mock.NewSeq(0)
 			for !stop.Load() {
 				p := <-free
-				p.payload = mock.AppendPayload(p.payload[:0], stream, seq, template)
-				p.seq = seq
-				seq++
+				p.payload = seq.AppendPayload(p.payload[:0], stream, template)
+				p.seq = seq.N()
+				seq.Inc()
 				p.refs.Store(int32(shape.Outputs))
 				if mid != nil {
 					mid <- p
@@ -131,13 +131,13 @@ func Floor(shape Shape, payload int, d time.Duration) uint64 {
 	stream := []byte("0")
 	var n uint64
 	deadline := time.Now().Add(d)
-	var seq int64
+	seq := mock.NewSeq(0)
 	for {
 		for i := 0; i < 4096; i++ {
 			for in := 0; in < shape.Inputs; in++ {
 				p := &pkts[i]
-				p.payload = mock.AppendPayload(p.payload[:0], stream, seq, template)
-				seq++
+				p.payload = seq.AppendPayload(p.payload[:0], stream, template)
+				seq.Inc()
 				p.refs.Store(int32(shape.Outputs))
 				if shape.Filter && !fi.process(p) {
 					continue

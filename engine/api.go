@@ -199,6 +199,17 @@ type TickContext interface {
 	New() (*pack.Packet, error)
 }
 
+// InlineOutput is an optional ability of outputs whose Write is cheap and
+// never blocks (discard sinks, counters, the dry-run sink). When Inline
+// returns true and the output has a single upstream that feeds nothing
+// else, the engine calls Write from that upstream's goroutine instead of
+// handing batches over a ring (operator chaining: no hand-off, no cross-core
+// traffic). Outputs that wait on I/O must not claim it: the upstream would
+// stop reading while they write.
+type InlineOutput interface {
+	Inline() bool
+}
+
 // DryRunner is implemented by outputs that can run their real encode path
 // without sending (dbusd -dryrun). When absent, dry run replaces the
 // output with a discard sink.

@@ -38,6 +38,7 @@ type EngineConfig struct {
 	ShutdownTimeout    time.Duration // drain budget before a hard stop
 	RestartBackoff     time.Duration // first delay before restarting a failed plugin
 	HeldWarn           time.Duration // report outputs holding packets longer than this
+	FuseOutputs        bool          // chain InlineOutput outputs into their upstream goroutine
 }
 
 // DefaultEngineConfig returns the defaults of the engine block.
@@ -53,6 +54,7 @@ func DefaultEngineConfig() EngineConfig {
 		ShutdownTimeout:    30 * time.Second,
 		RestartBackoff:     100 * time.Millisecond,
 		HeldWarn:           30 * time.Second,
+		FuseOutputs:        true,
 	}
 }
 
@@ -247,8 +249,14 @@ func (p *parser) engine(n *yaml.Node, ec *EngineConfig) {
 			ec.RestartBackoff = p.durRange(v, where, time.Millisecond, time.Hour)
 		case "held_warn":
 			ec.HeldWarn = p.durRange(v, where, time.Millisecond, 24*time.Hour)
+		case "fuse_outputs":
+			b, err := strconv.ParseBool(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil {
+				p.errf(v.Line, "%s: want true or false, got %q", where, v.Value)
+			}
+			ec.FuseOutputs = b
 		default:
-			p.errf(k.Line, "unknown key %q in engine (want batch, ring, pool, pool_bytes, window, max_packet_bytes, checkpoint_dir, checkpoint_interval, shutdown_timeout, restart_backoff, held_warn)", k.Value)
+			p.errf(k.Line, "unknown key %q in engine (want batch, ring, pool, pool_bytes, window, max_packet_bytes, checkpoint_dir, checkpoint_interval, shutdown_timeout, restart_backoff, held_warn, fuse_outputs)", k.Value)
 		}
 	}
 	if ec.Pool < 2*ec.Batch && len(p.errs) == 0 {

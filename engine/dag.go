@@ -17,6 +17,9 @@ type node struct {
 	// fused is true for a filter with exactly one upstream: it runs in its
 	// upstream's goroutine (operator chaining) instead of behind a ring.
 	fused bool
+	// inline is true for an InlineOutput chained into its single
+	// upstream's goroutine (decided in New, which knows the instances).
+	inline bool
 }
 
 func (n *node) name() string { return n.pc.Name }

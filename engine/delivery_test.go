@@ -668,3 +668,50 @@ outputs:
 		t.Fatalf("Run = %v, want an error naming the stuck input", runErr)
 	}
 }
+
+func TestEngineInlineOutputDeliversAndDeadLetters(t *testing.T) {
+	dlq := mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Dlq": dlq})
+	store := engine.NewMemoryStore()
+	const n = 30000
+	e, err := run(t, reg, fmt.Sprintf(`
+inputs:
+  - {name: gen, class: MockInput, count: %d, payload: 32}
+filters:
+  - {name: f, class: MockFilter, match: gen, drop_ratio: 0.1}
+outputs:
+  - {name: sink, class: MockOutput, fail_ratio: 0.01, retries: 0, retry_backoff: 1ms, dead_letter: dlq, match: f}
+  - {name: dlq, class: Dlq}
+`, n), store, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stat(t, e, "sink")
+	if st.QueueCap != 0 {
+		t.Fatalf("sink has a ring (cap %d): it should run inline in the input's goroutine", st.QueueCap)
+	}
+	kept := uint64(n - n/10)
+	if st.Out+uint64(dlq.Len()) != kept || dlq.Len() == 0 {
+		t.Fatalf("delivered %d + dead-lettered %d, want %d in all", st.Out, dlq.Len(), kept)
+	}
+	if cp, _, _ := store.Load("gen"); cp.Offset != n {
+		t.Fatalf("checkpoint %d, want %d", cp.Offset, n)
+	}
+}
+
+func TestEngineFuseOutputsCanBeTurnedOff(t *testing.T) {
+	reg := testRegistry(t, nil)
+	e, err := run(t, reg, `
+engine: {fuse_outputs: false}
+inputs:
+  - {name: gen, class: MockInput, count: 1000}
+outputs:
+  - {name: sink, class: MockOutput, match: gen}
+`, engine.NewMemoryStore(), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stat(t, e, "sink"); st.QueueCap == 0 || st.Out != 1000 {
+		t.Fatalf("queue cap %d out %d: want a ring and every packet", st.QueueCap, st.Out)
+	}
+}

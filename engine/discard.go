@@ -13,4 +13,7 @@ type discardOutput struct{}
 
 func (discardOutput) Write(context.Context, []*pack.Packet) error { return nil }
 
+// Inline implements InlineOutput: discarding costs nothing.
+func (discardOutput) Inline() bool { return true }
+
 func nowNano() int64 { return time.Now().UnixNano() }

@@ -47,6 +47,7 @@ type Engine struct {
 	filters []*filterRunner
 	outputs []*outputRunner
 	inboxes map[*node]*inbox
+	runners map[*node]*outputRunner
 	stats   map[string]*NodeStats
 
 	hardCtx    context.Context
@@ -126,8 +127,27 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 			n.fused = false
 		}
 	}
+	// Cheap outputs with a single upstream that feeds nothing else run in
+	// that upstream's goroutine.
+	dlqTarget := map[*node]bool{}
 	for _, n := range g.nodes {
-		if n.pc.Kind == KindInput || n.fused {
+		if n.dlq != nil {
+			dlqTarget[n.dlq] = true
+		}
+	}
+	for _, n := range g.nodes {
+		if n.pc.Kind != KindOutput || !cfg.Engine.FuseOutputs || dlqTarget[n] || len(n.up) != 1 || len(n.up[0].down) != 1 {
+			continue
+		}
+		if _, async := instances[n].(AsyncOutput); async {
+			continue
+		}
+		if io, ok := instances[n].(InlineOutput); ok && io.Inline() {
+			n.inline = true
+		}
+	}
+	for _, n := range g.nodes {
+		if n.pc.Kind == KindInput || n.fused || n.inline {
 			continue
 		}
 		size := cfg.Engine.Ring
@@ -173,6 +193,10 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 	if len(errs) > 0 {
 		closeAll(instances)
 		return nil, errors.Join(errs...)
+	}
+	e.runners = map[*node]*outputRunner{}
+	for _, or := range e.outputs {
+		e.runners[or.n] = or
 	}
 	// Wire fused chains into input and filter owners (needs instances).
 	for _, ir := range e.inputs {
@@ -257,6 +281,15 @@ func (e *Engine) edgesFrom(o *owner, n *node, instances map[*node]any) []edge {
 			out = append(out, edge{chain: c})
 			continue
 		}
+		if d.inline {
+			or := e.runners[d]
+			// The output acks in o's goroutine: its recycled packets of
+			// o's pool go back LIFO without crossing a ring.
+			or.rel.Local(o.pool)
+			o.inlineOuts = append(o.inlineOuts, or)
+			out = append(out, edge{out: or})
+			continue
+		}
 		ib := e.inboxes[d]
 		o.addTarget(ib)
 		out = append(out, edge{inbox: ib})
@@ -282,7 +315,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	for _, or := range e.outputs {
-		e.goOwned("output "+or.n.name(), or.run)
+		if !or.n.inline {
+			e.goOwned("output "+or.n.name(), or.run)
+		}
 	}
 	for _, fr := range e.filters {
 		e.goOwned("filter "+fr.n.name(), fr.run)

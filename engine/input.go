@@ -53,6 +53,9 @@ func (e *Engine) newInputRunner(n *node, in Input) (*inputRunner, error) {
 		resumeCh:  make(chan struct{}),
 	}
 	close(ir.resumeCh)
+	// Drops and consumes in this goroutine recycle straight to the pool's
+	// owner stack.
+	ir.rel.Local(pool)
 	return ir, nil
 }
 

@@ -75,19 +75,24 @@ func (e *Engine) newOutputRunner(n *node, out Output) *outputRunner {
 	return or
 }
 
+// finish flushes the output and tells its dead-letter output it will send
+// no more. It runs once, at the end of the goroutine that runs the output
+// (its own, or its upstream's for an inline output).
+func (or *outputRunner) finish() {
+	if fl, ok := or.out.(Flusher); ok {
+		if err := fl.Flush(or.e.hardCtx); err != nil {
+			or.e.log.Error("output flush failed", "output", or.n.name(), "err", err)
+		}
+	}
+	or.rel.Flush()
+	if or.dlq != nil {
+		or.dlq.producerDone()
+	}
+}
+
 func (or *outputRunner) run() {
 	e := or.e
-	defer func() {
-		if fl, ok := or.out.(Flusher); ok {
-			if err := fl.Flush(e.hardCtx); err != nil {
-				e.log.Error("output flush failed", "output", or.n.name(), "err", err)
-			}
-		}
-		or.rel.Flush()
-		if or.dlq != nil {
-			or.dlq.producerDone()
-		}
-	}()
+	defer or.finish()
 	if or.async != nil {
 		or.runAsync()
 		return

@@ -22,6 +22,8 @@ type owner struct {
 	edges   []edge
 	targets []*inbox // inboxes this goroutine may put into
 	ctx     context.Context
+	// inlineOuts are the outputs chained into this goroutine.
+	inlineOuts []*outputRunner
 }
 
 func (o *owner) addTarget(ib *inbox) {
@@ -36,6 +38,9 @@ func (o *owner) addTarget(ib *inbox) {
 // done tells every inbox this goroutine fed that it will put no more.
 func (o *owner) done() {
 	o.rel.Flush()
+	for _, or := range o.inlineOuts {
+		or.finish()
+	}
 	for _, ib := range o.targets {
 		ib.producerDone()
 	}
@@ -57,11 +62,12 @@ func (o *owner) chains() []*chain {
 	return out
 }
 
-// edge is one hand-off: into the ring of a node with its own goroutine, or
-// into a fused filter run inline.
+// edge is one hand-off: into the ring of a node with its own goroutine,
+// into a fused filter run inline, or into an inline output.
 type edge struct {
 	inbox *inbox
 	chain *chain
+	out   *outputRunner
 }
 
 // dispatch hands batch to every edge. At a fan-out point each packet gains
@@ -78,6 +84,13 @@ func (o *owner) dispatch(edges []edge, batch []*pack.Packet) {
 	for _, ed := range edges {
 		if ed.chain != nil {
 			ed.chain.process(batch)
+			continue
+		}
+		if ed.out != nil {
+			// Inline output: write and ack in this goroutine. deliver may
+			// reorder batch; the caller only clears it afterwards.
+			ed.out.deliver(batch)
+			ed.out.rel.Flush()
 			continue
 		}
 		if _, err := ed.inbox.ring.Put(o.e.hardCtx, batch); err != nil {

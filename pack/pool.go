@@ -36,6 +36,11 @@ type Pool struct {
 
 	cache []*Packet // consumer-side batch cache (owner goroutine only)
 	head  int
+	// stack holds packets recycled by the owner goroutine itself (an
+	// inline output acking in the input's goroutine). Get takes from it
+	// first, last in first out, so the same few packets cycle while they
+	// are still in the CPU cache instead of walking the whole pool.
+	stack []*Packet
 }
 
 // NewPool preallocates cfg.Count packets.
@@ -98,7 +103,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 func (p *Pool) Cap() int { return len(p.slab) }
 
 // Free returns the number of packets in the pool's free ring (safe from
-// any goroutine; up to 64 more may sit in the owner's local cache).
+// any goroutine; more may sit in the owner's local cache and stack).
 func (p *Pool) Free() int { return p.free.Len() }
 
 // OutBytes returns the accounted bytes of packets out of the pool.
@@ -111,6 +116,12 @@ func (p *Pool) Gets() uint64 { return p.gets.Load() }
 // pool is empty or over its byte bound: that is back pressure. It returns
 // ctx.Err() when ctx ends first. Only the pool's owner goroutine calls Get.
 func (p *Pool) Get(ctx context.Context) (*Packet, error) {
+	if n := len(p.stack); n > 0 {
+		pk := p.stack[n-1]
+		p.stack[n-1] = nil
+		p.stack = p.stack[:n-1]
+		return pk, nil
+	}
 	if p.head == len(p.cache) {
 		if err := p.refill(ctx); err != nil {
 			return nil, err
@@ -124,6 +135,12 @@ func (p *Pool) Get(ctx context.Context) (*Packet, error) {
 
 // TryGet returns a packet if one is free right now, else nil.
 func (p *Pool) TryGet() *Packet {
+	if n := len(p.stack); n > 0 {
+		pk := p.stack[n-1]
+		p.stack[n-1] = nil
+		p.stack = p.stack[:n-1]
+		return pk
+	}
 	if p.head == len(p.cache) {
 		if p.maxBytes > 0 && p.outBytes.Load() >= p.maxBytes {
 			return nil
@@ -212,6 +229,24 @@ func (p *Pool) put(pk *Packet) {
 	}
 }
 
+// putLocal returns prepared packets to the owner's stack; only the pool's
+// owner goroutine may call it (see Releaser.Local).
+func (p *Pool) putLocal(pks []*Packet, bytes int64) {
+	if bytes != 0 {
+		p.outBytes.Add(-bytes)
+	}
+	if len(p.stack)+len(pks) > cap(p.stack) {
+		// More than the pool owns: some packet was returned twice.
+		if len(p.stack)+len(pks) > len(p.slab) {
+			panic("BUG: pack: pool overflow: packet returned twice")
+		}
+		grown := make([]*Packet, len(p.stack), len(p.slab))
+		copy(grown, p.stack)
+		p.stack = grown
+	}
+	p.stack = append(p.stack, pks...)
+}
+
 // putBatch returns packets that were prepared by the caller.
 func (p *Pool) putBatch(pks []*Packet, bytes int64) {
 	if bytes != 0 {
@@ -231,6 +266,7 @@ func (p *Pool) Close() { p.free.Close() }
 // blocks or exits.
 type Releaser struct {
 	pool  *Pool
+	local *Pool // the pool whose owner goroutine runs this Releaser, if any
 	buf   []*Packet
 	bytes int64
 	run   struct {
@@ -279,6 +315,11 @@ func (r *Releaser) Release(pk *Packet) {
 	r.buf = append(r.buf, pk)
 }
 
+// Local tells r that it runs in the owner goroutine of pool p: packets of
+// p it recycles go straight to p's owner stack (LIFO, cache-warm) instead
+// of through the free ring.
+func (r *Releaser) Local(p *Pool) { r.local = p }
+
 // ReleaseAll releases every packet of batch.
 func (r *Releaser) ReleaseAll(batch []*Packet) {
 	for _, pk := range batch {
@@ -291,7 +332,11 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 func (r *Releaser) Flush() {
 	r.flushRun()
 	if len(r.buf) > 0 {
-		r.pool.putBatch(r.buf, r.bytes)
+		if r.pool == r.local {
+			r.pool.putLocal(r.buf, r.bytes)
+		} else {
+			r.pool.putBatch(r.buf, r.bytes)
+		}
 		clear(r.buf)
 		r.buf = r.buf[:0]
 		r.bytes = 0

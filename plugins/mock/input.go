@@ -40,6 +40,7 @@ func newInput(c *engine.Conf) (engine.Input, error) {
 func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 	streams := make([]*engine.Stream, in.streams)
 	next := make([]int64, in.streams)
+	seqs := make([]*Seq, in.streams)
 	names := make([][]byte, in.streams)
 	for i := range streams {
 		id := ""
@@ -55,6 +56,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			next[i] = cp.Offset
 		}
 		names[i] = []byte(strconv.Itoa(i))
+		seqs[i] = NewSeq(next[i])
 	}
 	var (
 		start   = time.Now()
@@ -98,7 +100,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return nil // ctx ended
 		}
-		p.Payload = AppendPayload(p.Payload[:0], names[i], seq, in.template)
+		p.Payload = seqs[i].AppendPayload(p.Payload[:0], names[i], in.template)
 		if in.keys > 0 {
 			p.Key = append(p.Key[:0], 'k')
 			p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
@@ -110,6 +112,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			return nil
 		}
 		next[i] = seq + 1
+		seqs[i].Inc()
 		emitted++
 	}
 	return ic.Flush(ctx)
@@ -120,42 +123,61 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 func AppendPayload(dst, stream []byte, seq int64, template []byte) []byte {
 	dst = append(dst, stream...)
 	dst = append(dst, ':')
-	dst = appendSeq(dst, seq)
+	dst = strconv.AppendInt(dst, seq, 10)
 	if len(dst) < len(template) {
 		dst = append(dst, template[len(dst):]...)
 	}
 	return dst
 }
 
-// appendSeq appends the decimal form of a non-negative n (two digits per
-// step: the generator formats one number per packet).
-func appendSeq(dst []byte, n int64) []byte {
-	if n < 0 {
-		return strconv.AppendInt(dst, n, 10)
-	}
-	var buf [20]byte
-	i := len(buf)
-	u := uint64(n)
-	for u >= 100 {
-		q := u / 100
-		r := u - q*100
-		i -= 2
-		buf[i], buf[i+1] = digits2[2*r], digits2[2*r+1]
-		u = q
-	}
-	if u >= 10 {
-		i -= 2
-		buf[i], buf[i+1] = digits2[2*u], digits2[2*u+1]
-	} else {
-		i--
-		buf[i] = byte('0' + u)
-	}
-	return append(dst, buf[i:]...)
+// Seq is a decimal sequence counter that increments its digits in place,
+// so a generator formats one number per packet without dividing.
+type Seq struct {
+	buf   [20]byte
+	start int
+	n     int64
 }
 
-const digits2 = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
-	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-	"8081828384858687888990919293949596979899"
+// NewSeq returns a counter at n (n >= 0).
+func NewSeq(n int64) *Seq {
+	s := &Seq{n: n}
+	d := strconv.AppendInt(nil, n, 10)
+	s.start = len(s.buf) - len(d)
+	copy(s.buf[s.start:], d)
+	return s
+}
+
+// N returns the counter's value.
+func (s *Seq) N() int64 { return s.n }
+
+// Inc adds one.
+func (s *Seq) Inc() {
+	s.n++
+	for i := len(s.buf) - 1; ; i-- {
+		if i < s.start {
+			s.start = i
+			s.buf[i] = '1'
+			return
+		}
+		if s.buf[i] != '9' {
+			s.buf[i]++
+			return
+		}
+		s.buf[i] = '0'
+	}
+}
+
+// AppendPayload appends the payload of the counter's value (see the
+// package function) without formatting the number from scratch.
+func (s *Seq) AppendPayload(dst, stream, template []byte) []byte {
+	dst = append(dst, stream...)
+	dst = append(dst, ':')
+	dst = append(dst, s.buf[s.start:]...)
+	if len(dst) < len(template) {
+		dst = append(dst, template[len(dst):]...)
+	}
+	return dst
+}
 
 // ParsePayload returns the stream and sequence of a MockInput payload.
 func ParsePayload(b []byte) (stream string, seq int64, ok bool) {

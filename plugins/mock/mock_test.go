@@ -25,3 +25,16 @@ func TestEngineMockPayloadFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestEngineMockSeqCounter(t *testing.T) {
+	for _, start := range []int64{0, 8, 98, 999, 123456789} {
+		s := NewSeq(start)
+		for n := start; n < start+1200; n++ {
+			want := AppendPayload(nil, []byte("0"), n, make([]byte, 24))
+			if got := s.AppendPayload(nil, []byte("0"), make([]byte, 24)); string(got) != string(want) {
+				t.Fatalf("seq %d: %q, want %q", n, got, want)
+			}
+			s.Inc()
+		}
+	}
+}

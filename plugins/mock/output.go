@@ -31,6 +31,10 @@ func newOutput(c *engine.Conf) (engine.Output, error) {
 	return o, nil
 }
 
+// Inline implements engine.InlineOutput: without latency, acking costs
+// nothing, so the engine may chain the output into its upstream goroutine.
+func (o *Output) Inline() bool { return o.latency == 0 }
+
 // ErrInjected is the error of injected failures.
 var ErrInjected = errors.New("mock output: injected failure")
 
