@@ -14,6 +14,10 @@ type Shape struct {
 	Inputs  int  // number of inputs
 	Filter  bool // a pass-through filter after each input
 	Outputs int  // outputs each packet fans out to
+	// Ring forces a ring hand-off before the output (engine.fuse_outputs:
+	// false) instead of chaining the cheap sink into the input's
+	// goroutine; the baselines ignore it.
+	Ring bool
 }
 
 // bpkt is the baselines' packet: a reusable payload and a refcount.

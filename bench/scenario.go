@@ -17,7 +17,7 @@ import (
 // MockOutput (acking on receipt).
 func Config(shape Shape, payload int) string {
 	var b strings.Builder
-	b.WriteString("engine: {batch: 256, ring: 4096, pool: 16384, checkpoint_interval: 1s}\ninputs:\n")
+	fmt.Fprintf(&b, "engine: {batch: 256, ring: 4096, pool: 16384, checkpoint_interval: 1s, fuse_outputs: %v}\ninputs:\n", !shape.Ring)
 	for i := 0; i < shape.Inputs; i++ {
 		fmt.Fprintf(&b, "  - {name: in%d, class: MockInput, payload: %d}\n", i, payload)
 	}

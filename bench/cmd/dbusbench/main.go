@@ -99,6 +99,7 @@ func scenarios(w io.Writer, d time.Duration) error {
 		{"1 input -> 1 output", bench.Shape{Inputs: 1, Outputs: 1}, 128},
 		{"input -> filter -> output", bench.Shape{Inputs: 1, Filter: true, Outputs: 1}, 128},
 		{"input -> filter -> output", bench.Shape{Inputs: 1, Filter: true, Outputs: 1}, 1024},
+		{"input -> filter -> ring -> output", bench.Shape{Inputs: 1, Filter: true, Outputs: 1, Ring: true}, 128},
 		{"fan-out to 3 outputs", bench.Shape{Inputs: 1, Filter: true, Outputs: 3}, 128},
 		{"4 inputs -> 1 output", bench.Shape{Inputs: 4, Outputs: 1}, 128},
 		{"4 inputs -> 1 output", bench.Shape{Inputs: 4, Outputs: 1}, 1024},
