@@ -208,7 +208,10 @@ func idleCPU(d time.Duration) (time.Duration, error) {
 	return used, nil
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+(.*)$`)
+var (
+	benchLine  = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+(.*)$`)
+	resultLine = regexp.MustCompile(`^\s+\d+\s+[\d.]+ \S+`)
+)
 
 // micro runs the Go micro-benchmarks and the plugin benchmarks and prints
 // their rows. Plugin benchmarks run a fixed number of iterations (each is
@@ -232,10 +235,19 @@ func micro(w io.Writer, benchtime string) {
 		err := cmd.Run()
 		fmt.Fprintf(w, "### %s\n\n```\n", p.dir)
 		sc := bufio.NewScanner(&out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		pending := "" // a benchmark name whose results a log line interrupted
 		for sc.Scan() {
 			line := sc.Text()
-			if benchLine.MatchString(line) || strings.HasPrefix(line, "---") || strings.Contains(line, "FAIL") || strings.HasPrefix(line, "#") {
+			switch {
+			case benchLine.MatchString(line) || strings.Contains(line, "FAIL"):
 				fmt.Fprintln(w, line)
+				pending = ""
+			case strings.HasPrefix(line, "Benchmark"):
+				pending = strings.Fields(line)[0]
+			case pending != "" && resultLine.MatchString(line):
+				fmt.Fprintln(w, pending+" "+strings.TrimSpace(line))
+				pending = ""
 			}
 		}
 		if err != nil {
