@@ -162,8 +162,8 @@ func (c *chain) processFrom(batch []*pack.Packet, i int) (next int) {
 		} else if !c.fc.handled {
 			c.fail(p, fmt.Errorf("BUG: filter %s returned without emitting, dropping or consuming the packet", c.n.name()))
 		}
-		c.panics = 0
 	}
+	c.panics = 0
 	return next
 }
 

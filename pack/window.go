@@ -27,7 +27,8 @@ type Window struct {
 	low  atomic.Uint64 // every sequence < low is done
 	_    [56]byte
 
-	local uint64 // producer's next sequence; published to next by Publish
+	local    uint64 // producer's next sequence; published to next by Publish
+	lowCache uint64 // producer's last read of low (low only grows)
 
 	mu      sync.Mutex // guards ckpt*, serialises Advance
 	ckptOff int64
@@ -75,7 +76,10 @@ func (w *Window) Low() uint64 { return w.low.Load() }
 // reserve waits until a slot is free for the next sequence.
 func (w *Window) reserve(ctx context.Context) (uint64, error) {
 	seq := w.local
-	if seq-w.low.Load() < uint64(len(w.slots)) {
+	if seq-w.lowCache < uint64(len(w.slots)) {
+		return seq, nil
+	}
+	if w.lowCache = w.low.Load(); seq-w.lowCache < uint64(len(w.slots)) {
 		return seq, nil
 	}
 	w.Publish()
@@ -113,7 +117,9 @@ func (w *Window) Track(ctx context.Context, p *Packet) error {
 	s.boundary = p.Flags&FlagBoundary != 0
 	if s.boundary {
 		s.off = p.Pos.Offset
-		s.tok = append(s.tok[:0], p.Pos.Token...)
+		if len(p.Pos.Token) > 0 || len(s.tok) > 0 {
+			s.tok = append(s.tok[:0], p.Pos.Token...)
+		}
 	}
 	p.Seq = seq
 	p.win = w
