@@ -31,7 +31,7 @@ type EngineConfig struct {
 	Ring               int           // ring capacity (power of two)
 	Pool               int           // default packets per input pool
 	PoolBytes          int64         // default byte bound per input pool
-	Window             int           // default in-flight window per stream (power of two)
+	Window             int           // in-flight window per stream (power of two); 0: twice the input's pool
 	MaxPacketBytes     int           // buffers larger than this are not kept pooled
 	CheckpointDir      string        // "" keeps checkpoints in memory only
 	CheckpointInterval time.Duration // how often acked positions are committed
@@ -48,7 +48,7 @@ func DefaultEngineConfig() EngineConfig {
 		Ring:               2048,
 		Pool:               8192,
 		PoolBytes:          256 << 20,
-		Window:             1 << 16,
+		Window:             0, // 0: twice the input's pool, rounded up to a power of two
 		MaxPacketBytes:     1 << 20,
 		CheckpointInterval: time.Second,
 		ShutdownTimeout:    30 * time.Second,
@@ -158,6 +158,14 @@ func (p *parser) parse(data []byte) *Config {
 		return cfg
 	}
 	seen := map[string]bool{}
+	// The engine block first: plugins take their defaults from it,
+	// wherever it stands in the file.
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "engine" {
+			p.engine(root.Content[i+1], &cfg.Engine)
+			break
+		}
+	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if seen[k.Value] {
@@ -167,7 +175,7 @@ func (p *parser) parse(data []byte) *Config {
 		seen[k.Value] = true
 		switch k.Value {
 		case "engine":
-			p.engine(v, &cfg.Engine)
+			// parsed above
 		case "inputs":
 			p.plugins(v, KindInput, cfg)
 		case "filters":

@@ -240,3 +240,19 @@ func FuzzConfigParse(f *testing.F) {
 		}
 	})
 }
+
+func TestEngineConfigEngineBlockAppliesWhereverItStands(t *testing.T) {
+	cfg, err := engine.Parse("cfg.yaml", []byte(`
+inputs:
+  - {name: gen, class: MockInput}
+outputs:
+  - {name: out, class: MockOutput, match: gen}
+engine: {pool: 1024, batch: 64}
+`), mockRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Plugins[0]; p.Pool != 1024 || p.Batch != 64 {
+		t.Fatalf("input pool %d batch %d: the engine block after the plugins was ignored", p.Pool, p.Batch)
+	}
+}

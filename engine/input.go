@@ -145,7 +145,17 @@ func (ir *inputRunner) Stream(id string) (*Stream, error) {
 	if s, ok := ir.streams[id]; ok {
 		return s, nil
 	}
-	win, err := pack.NewWindow(ir.n.pc.Window)
+	size := ir.n.pc.Window
+	if size == 0 {
+		// Twice the pool: the pool bounds the packets in flight, marks
+		// (transaction ends) take sequences too. A small window keeps the
+		// slot array, walked sequentially, cache-friendly.
+		size = 4096
+		for size < 2*ir.pool.Cap() {
+			size <<= 1
+		}
+	}
+	win, err := pack.NewWindow(size)
 	if err != nil {
 		return nil, err
 	}

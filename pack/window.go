@@ -19,7 +19,10 @@ import (
 // from any goroutine.
 type Window struct {
 	slots []wslot
-	mask  uint64
+	// toks holds each slot's position token, apart from the slots so the
+	// slot array stays small (24 bytes a slot) for streams without tokens.
+	toks [][]byte
+	mask uint64
 
 	_    [64]byte
 	next atomic.Uint64 // next sequence to assign (producer writes)
@@ -46,9 +49,8 @@ type wslot struct {
 	// store per run instead of per packet). Values from earlier laps of
 	// the ring are <= the current sequence and so read as "not done".
 	done     atomic.Uint64
-	boundary bool
 	off      int64
-	tok      []byte
+	boundary bool
 }
 
 // NewWindow returns a window that tracks up to size in-flight sequences;
@@ -57,7 +59,7 @@ func NewWindow(size int) (*Window, error) {
 	if size < 2 || size > 1<<24 || size&(size-1) != 0 {
 		return nil, fmt.Errorf("window: size %d must be a power of two in [2, %d]", size, 1<<24)
 	}
-	return &Window{slots: make([]wslot, size), mask: uint64(size - 1)}, nil
+	return &Window{slots: make([]wslot, size), toks: make([][]byte, size), mask: uint64(size - 1)}, nil
 }
 
 // Size returns the capacity.
@@ -117,8 +119,8 @@ func (w *Window) Track(ctx context.Context, p *Packet) error {
 	s.boundary = p.Flags&FlagBoundary != 0
 	if s.boundary {
 		s.off = p.Pos.Offset
-		if len(p.Pos.Token) > 0 || len(s.tok) > 0 {
-			s.tok = append(s.tok[:0], p.Pos.Token...)
+		if t := &w.toks[seq&w.mask]; len(p.Pos.Token) > 0 || len(*t) > 0 {
+			*t = append((*t)[:0], p.Pos.Token...)
 		}
 	}
 	p.Seq = seq
@@ -148,7 +150,7 @@ func (w *Window) Mark(ctx context.Context, off int64, tok []byte) error {
 	s := &w.slots[seq&w.mask]
 	s.boundary = true
 	s.off = off
-	s.tok = append(s.tok[:0], tok...)
+	w.toks[seq&w.mask] = append(w.toks[seq&w.mask][:0], tok...)
 	s.done.Store(seq + 1)
 	w.local = seq + 1
 	return nil
@@ -182,7 +184,7 @@ func (w *Window) Advance() uint64 {
 			seq--
 			if s := &w.slots[seq&w.mask]; s.boundary {
 				w.ckptOff = s.off
-				w.ckptTok = append(w.ckptTok[:0], s.tok...)
+				w.ckptTok = append(w.ckptTok[:0], w.toks[seq&w.mask]...)
 				w.ckptSeq = seq
 				w.ckptOK = true
 				moved = true
