@@ -46,24 +46,50 @@ type rowSource struct {
 //	 "key":{..},"before":{..}|null,"after":{..}|null}
 func appendRow(dst []byte, src *rowSource, t *table, kind Kind, before, after []any, mask string) ([]byte, error) {
 	dst = appendHead(dst, src, t, kind)
-	var err error
+	dst, _, err := appendRowBody(dst, nil, t, before, after, mask)
+	return dst, err
+}
+
+// appendRowBody appends what follows the head (appendHead, the same for
+// every row of a rows event) in a per-row payload, and appends the row's
+// Kafka key (see appendKey) to key, copying the primary key values from
+// the payload instead of encoding them twice.
+func appendRowBody(dst, key []byte, t *table, before, after []any, mask string) ([]byte, []byte, error) {
 	pkRow := after
 	if pkRow == nil {
 		pkRow = before
 	}
-	dst = append(dst, `"key":`...)
-	if dst, err = appendPK(dst, t, pkRow, mask); err != nil {
-		return dst, err
+	var err error
+	dst = append(dst, `"key":{`...)
+	key = append(key, t.keyPrefix...)
+	if len(t.pk) > 0 {
+		key = append(key, '[')
 	}
-	dst = append(dst, `,"before":`...)
+	for i, k := range t.pk {
+		if i > 0 {
+			dst = append(dst, ',')
+			key = append(key, ',')
+		}
+		c := &t.cols[k]
+		dst = append(dst, c.nameJSON...)
+		at := len(dst)
+		if dst, err = appendColumn(dst, c, pkRow, k, mask); err != nil {
+			return dst, key, err
+		}
+		key = append(key, dst[at:]...)
+	}
+	if len(t.pk) > 0 {
+		key = append(key, ']')
+	}
+	dst = append(dst, `},"before":`...)
 	if dst, err = appendImage(dst, t, before, mask); err != nil {
-		return dst, err
+		return dst, key, err
 	}
 	dst = append(dst, `,"after":`...)
 	if dst, err = appendImage(dst, t, after, mask); err != nil {
-		return dst, err
+		return dst, key, err
 	}
-	return append(dst, '}'), nil
+	return append(dst, '}'), key, nil
 }
 
 func appendHead(dst []byte, src *rowSource, t *table, kind Kind) []byte {
@@ -371,15 +397,24 @@ func appendJSONString[T []byte | string](dst []byte, s T) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain marks the bytes written as they are inside a JSON string:
+// printable ASCII other than '"' and '\'.
+var jsonPlain = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
 func appendJSONStringBody[T []byte | string](dst []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
+		if jsonPlain[b] {
+			i++
+			continue
+		}
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
@@ -435,17 +470,23 @@ var cp1252 = [32]rune{
 
 func appendLatin1[T []byte | string](dst []byte, s T) []byte {
 	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			dst = appendJSONStringBody(dst, s[i:i+1])
-			continue
+	for len(s) > 0 {
+		// ASCII runs are the same in latin1 and UTF-8.
+		n := 0
+		for n < len(s) && s[n] < utf8.RuneSelf {
+			n++
 		}
+		dst = appendJSONStringBody(dst, s[:n])
+		if n == len(s) {
+			break
+		}
+		b := s[n]
 		r := rune(b)
-		if b >= 0x80 && b < 0xa0 {
+		if b < 0xa0 {
 			r = cp1252[b-0x80]
 		}
 		dst = utf8.AppendRune(dst, r)
+		s = s[n+1:]
 	}
 	return append(dst, '"')
 }
