@@ -23,7 +23,7 @@ import (
 )
 
 const pipeline = `
-engine: {checkpoint_interval: 10ms}
+engine: {checkpoint_interval: 10ms, fuse_outputs: false}
 inputs:
   - {name: gen, class: MockInput, payload: 64, rate: 20000}
 filters:

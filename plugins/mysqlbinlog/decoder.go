@@ -40,6 +40,11 @@ type decoder struct {
 	src        rowSource
 	lastTs     uint32 // header timestamp of the last event with one
 
+	// Per rows event, shared by its rows: the payload head (appendHead)
+	// and the packet offset.
+	head   []byte
+	offset int64
+
 	// Counters (read by the owner's goroutine only).
 	rows, txns uint64
 }
@@ -233,6 +238,7 @@ func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent
 		}
 	}
 	d.src.file, d.src.pos, d.src.gtid = d.file, h.LogPos, d.gtid.current()
+	d.offset = fileSeq(d.file)<<32 | int64(h.LogPos)
 	if d.perEvent {
 		d.rows += uint64(len(e.Rows))
 		if err := s.rowsEvent(d, t, kind, e); err != nil {
@@ -240,6 +246,7 @@ func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent
 		}
 		return nil
 	}
+	d.head = appendHead(d.head[:0], &d.src, t, kind)
 	switch kind {
 	case KindInsert:
 		for _, r := range e.Rows {

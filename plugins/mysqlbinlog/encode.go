@@ -46,50 +46,55 @@ type rowSource struct {
 //	 "key":{..},"before":{..}|null,"after":{..}|null}
 func appendRow(dst []byte, src *rowSource, t *table, kind Kind, before, after []any, mask string) ([]byte, error) {
 	dst = appendHead(dst, src, t, kind)
-	dst, _, err := appendRowBody(dst, nil, t, before, after, mask)
-	return dst, err
+	return appendRowBody(dst, nil, t, before, after, mask)
 }
 
 // appendRowBody appends what follows the head (appendHead, the same for
-// every row of a rows event) in a per-row payload, and appends the row's
-// Kafka key (see appendKey) to key, copying the primary key values from
-// the payload instead of encoding them twice.
-func appendRowBody(dst, key []byte, t *table, before, after []any, mask string) ([]byte, []byte, error) {
+// every row of a rows event) in a per-row payload. Unless key is nil, it
+// appends the row's Kafka key (see appendKey) to *key, copying the primary
+// key values from the payload instead of encoding them twice.
+func appendRowBody(dst []byte, key *[]byte, t *table, before, after []any, mask string) ([]byte, error) {
 	pkRow := after
 	if pkRow == nil {
 		pkRow = before
 	}
 	var err error
 	dst = append(dst, `"key":{`...)
-	key = append(key, t.keyPrefix...)
-	if len(t.pk) > 0 {
-		key = append(key, '[')
+	if key != nil {
+		*key = append(*key, t.keyPrefix...)
+		if len(t.pk) > 0 {
+			*key = append(*key, '[')
+		}
 	}
 	for i, k := range t.pk {
 		if i > 0 {
 			dst = append(dst, ',')
-			key = append(key, ',')
+			if key != nil {
+				*key = append(*key, ',')
+			}
 		}
 		c := &t.cols[k]
 		dst = append(dst, c.nameJSON...)
 		at := len(dst)
 		if dst, err = appendColumn(dst, c, pkRow, k, mask); err != nil {
-			return dst, key, err
+			return dst, err
 		}
-		key = append(key, dst[at:]...)
+		if key != nil {
+			*key = append(*key, dst[at:]...)
+		}
 	}
-	if len(t.pk) > 0 {
-		key = append(key, ']')
+	if key != nil && len(t.pk) > 0 {
+		*key = append(*key, ']')
 	}
 	dst = append(dst, `},"before":`...)
 	if dst, err = appendImage(dst, t, before, mask); err != nil {
-		return dst, key, err
+		return dst, err
 	}
 	dst = append(dst, `,"after":`...)
 	if dst, err = appendImage(dst, t, after, mask); err != nil {
-		return dst, key, err
+		return dst, err
 	}
-	return append(dst, '}'), key, nil
+	return append(dst, '}'), nil
 }
 
 func appendHead(dst []byte, src *rowSource, t *table, kind Kind) []byte {

@@ -42,13 +42,17 @@ func TestBinlogEncodeRowNoAllocs(t *testing.T) {
 	tb, row := testTable(t)
 	src := &rowSource{file: "mysql-bin.000003", pos: 4711, gtid: []byte("0-1-42"), serverID: 1, tsMs: 1700000000000}
 	p := &pack.Packet{}
+	var head []byte
 	enc := func() {
+		// As runSink.row: the head is built once per rows event.
+		head = appendHead(head[:0], src, tb, KindUpdate)
 		var err error
-		p.Payload, err = appendRow(p.Payload[:0], src, tb, KindUpdate, row, row, "***")
+		p.Payload = append(p.Payload[:0], head...)
+		p.Key = p.Key[:0]
+		p.Payload, err = appendRowBody(p.Payload, &p.Key, tb, row, row, "***")
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Key, _ = appendKey(p.Key[:0], tb, row, "***")
 		p.Attrs.SetString("db", tb.db)
 		p.Attrs.SetString("table", tb.name)
 		p.Attrs.SetString("kind", kindNames[KindUpdate])
@@ -67,6 +71,12 @@ func TestBinlogEncodeRowNoAllocs(t *testing.T) {
 	}
 	if string(p.Key) != `shop.orders[-42,"héllo \"w\"\n😀"]` {
 		t.Errorf("key %s", p.Key)
+	}
+	if k, _ := appendKey(nil, tb, row, "***"); string(k) != string(p.Key) {
+		t.Errorf("key %s, appendKey gives %s", p.Key, k)
+	}
+	if whole, _ := appendRow(nil, src, tb, KindUpdate, row, row, "***"); string(whole) != string(p.Payload) {
+		t.Errorf("payload\n%s\nappendRow gives\n%s", p.Payload, whole)
 	}
 	if n := testing.AllocsPerRun(1000, enc); n != 0 {
 		t.Fatalf("%.1f allocations per row, want 0", n)
@@ -190,15 +200,24 @@ func BenchmarkBinlogRowPacket(b *testing.B) {
 	tb, row := benchTable(b)
 	src := &rowSource{file: "mysql-bin.000003", pos: 4711, gtid: []byte("0-1-42"), serverID: 1, tsMs: 1700000000000}
 	p := &pack.Packet{}
+	var head []byte
+	var offset int64
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
-		p.Payload, _ = appendRow(p.Payload[:0], src, tb, KindInsert, nil, row, "")
-		p.Key, _ = appendKey(p.Key[:0], tb, row, "")
+		if i%100 == 0 { // as decoder.rowsEvent
+			head = appendHead(head[:0], src, tb, KindInsert)
+			offset = fileSeq(src.file)<<32 | int64(src.pos)
+		}
+		i++
+		p.Payload = append(p.Payload[:0], head...)
+		p.Key = p.Key[:0]
+		p.Payload, _ = appendRowBody(p.Payload, &p.Key, tb, nil, row, "")
 		p.Attrs.Reset()
 		p.Attrs.SetString("db", tb.db)
 		p.Attrs.SetString("table", tb.name)
 		p.Attrs.SetString("kind", kindNames[KindInsert])
-		p.Pos.Offset = fileSeq(src.file)<<32 | int64(src.pos)
+		p.Pos.Offset = offset
 	}
 	b.SetBytes(int64(len(p.Payload)))
 }

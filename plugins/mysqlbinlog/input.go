@@ -413,16 +413,13 @@ func (r *runSink) row(d *decoder, t *table, kind Kind, before, after []any) erro
 	if err != nil {
 		return err
 	}
-	p.Payload, err = appendRow(p.Payload[:0], &d.src, t, kind, before, after, d.mask)
+	p.Payload = append(p.Payload[:0], d.head...)
+	p.Key = p.Key[:0]
+	p.Payload, err = appendRowBody(p.Payload, &p.Key, t, before, after, d.mask)
 	if err != nil {
 		r.ic.Discard(p)
 		return fatal("cannot encode row of %s.%s at %s:%d: %v", t.db, t.name, d.src.file, d.src.pos, err)
 	}
-	keyRow := after
-	if keyRow == nil {
-		keyRow = before
-	}
-	p.Key, _ = appendKey(p.Key[:0], t, keyRow, d.mask)
 	return r.emit(d, t, kind, p)
 }
 
@@ -445,7 +442,7 @@ func (r *runSink) emit(d *decoder, t *table, kind Kind, p *pack.Packet) error {
 	p.Attrs.SetString("db", t.db)
 	p.Attrs.SetString("table", t.name)
 	p.Attrs.SetString("kind", kindNames[kind])
-	p.Pos.Offset = fileSeq(d.src.file)<<32 | int64(d.src.pos)
+	p.Pos.Offset = d.offset
 	if max := r.in.cfg.MaxRowBytes; max > 0 && int64(len(p.Payload)) > max {
 		r.in.oversize.Add(1)
 		p.Attrs.SetBool("oversize", true)
