@@ -715,3 +715,28 @@ outputs:
 		t.Fatalf("queue cap %d out %d: want a ring and every packet", st.QueueCap, st.Out)
 	}
 }
+
+func TestEngineOutputHistograms(t *testing.T) {
+	rec := mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Rec": rec})
+	e, err := run(t, reg, `
+engine: {batch: 100}
+inputs:
+  - {name: gen, class: MockInput, count: 1000, payload: 8}
+outputs:
+  - {name: out, class: Rec, match: gen}
+`, engine.NewMemoryStore(), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stat(t, e, "out")
+	if st.BatchSize == nil || st.WriteSeconds == nil || st.AckSeconds == nil {
+		t.Fatalf("output histograms missing: %+v", st)
+	}
+	if st.BatchSize.Count != st.Batches || st.BatchSize.Sum != 1000 {
+		t.Fatalf("batch size histogram count %d sum %v, want %d writes of 1000 packets", st.BatchSize.Count, st.BatchSize.Sum, st.Batches)
+	}
+	if st.AckSeconds.Count == 0 || st.AckSeconds.Count > st.Batches {
+		t.Fatalf("ack latency samples %d for %d batches", st.AckSeconds.Count, st.Batches)
+	}
+}

@@ -286,6 +286,9 @@ func (ir *inputRunner) Flush(ctx context.Context) error {
 	}
 	ir.stats.in.Add(uint64(len(ir.batch)))
 	ir.stats.out.Add(uint64(len(ir.batch)))
+	// Stamp the hand-off time on the batch's first packet: outputs sample
+	// ack latency once per batch from it.
+	ir.batch[0].Sent = nowNano()
 	ir.stats.tapBatch(ir.batch)
 	ir.dispatch(ir.edges, ir.batch)
 	clear(ir.batch)

@@ -118,8 +118,11 @@ func (or *outputRunner) write(batch []*pack.Packet) (err error) {
 	}()
 	start := time.Now()
 	err = or.out.Write(or.e.hardCtx, batch)
-	or.stats.ackNanos.Add(uint64(time.Since(start)))
+	d := time.Since(start)
+	or.stats.ackNanos.Add(uint64(d))
 	or.stats.batches.Add(1)
+	or.stats.writeHist.observe(d.Seconds())
+	or.stats.batchHist.observe(float64(len(batch)))
 	return err
 }
 
@@ -152,6 +155,14 @@ func (or *outputRunner) onPanic(r any) error {
 
 // ack releases delivered packets.
 func (or *outputRunner) ack(batch []*pack.Packet) {
+	for _, p := range batch {
+		// One latency sample per batch: the first packet stamped by its
+		// input's hand-off.
+		if p.Sent != 0 {
+			or.stats.ackHist.observe(float64(nowNano()-p.Sent) / 1e9)
+			break
+		}
+	}
 	var b uint64
 	for _, p := range batch {
 		b += uint64(len(p.Payload))
@@ -340,7 +351,10 @@ func (or *outputRunner) send(s *slot) {
 // complete handles a finished async batch: ack, or retry / dead-letter /
 // hold what failed, then free the slot.
 func (or *outputRunner) complete(s *slot) {
-	or.stats.ackNanos.Add(uint64(time.Since(s.start)))
+	d := time.Since(s.start)
+	or.stats.ackNanos.Add(uint64(d))
+	or.stats.writeHist.observe(d.Seconds())
+	or.stats.batchHist.observe(float64(len(s.batch)))
 	if s.err == nil {
 		or.ack(s.batch)
 		or.recycle(s)

@@ -40,6 +40,12 @@ type NodeStats struct {
 	stuck     atomic.Bool
 
 	lastErr atomic.Pointer[errRecord]
+
+	// Outputs: per write, its duration and size; per acked batch, the
+	// time from the input's hand-off of its first packet to the ack.
+	writeHist *histogram
+	batchHist *histogram
+	ackHist   *histogram
 }
 
 type errRecord struct {
@@ -55,7 +61,13 @@ func (s *NodeStats) setErr(err error) {
 }
 
 func newNodeStats(name string, kind Kind, class string) *NodeStats {
-	return &NodeStats{name: name, kind: kind, class: class, drops: map[string]*atomic.Uint64{}}
+	s := &NodeStats{name: name, kind: kind, class: class, drops: map[string]*atomic.Uint64{}}
+	if kind == KindOutput {
+		s.writeHist = newHistogram(secondsBuckets, 1e9)
+		s.batchHist = newHistogram(batchBuckets, 1)
+		s.ackHist = newHistogram(secondsBuckets, 1e9)
+	}
+	return s
 }
 
 func (s *NodeStats) drop(reason string) {
@@ -111,6 +123,11 @@ type NodeSnapshot struct {
 	// output error) and when it happened.
 	LastError         string `json:"last_error,omitempty"`
 	LastErrorUnixNano int64  `json:"last_error_unix_nano,omitempty"`
+	// Outputs: write duration (seconds), packets per write, and ack
+	// latency (seconds from the input's hand-off to the output's ack).
+	WriteSeconds *HistogramSnapshot `json:"write_seconds,omitempty"`
+	BatchSize    *HistogramSnapshot `json:"batch_size,omitempty"`
+	AckSeconds   *HistogramSnapshot `json:"ack_seconds,omitempty"`
 }
 
 // DropTotal sums drops over reasons.
@@ -130,6 +147,10 @@ func (s *NodeStats) snapshot() NodeSnapshot {
 		Panics: s.panics.Load(), Restarts: s.restarts.Load(), Copies: s.copies.Load(),
 		PoolWaits: s.poolWaits.Load(), Batches: s.batches.Load(), WriteNanos: s.ackNanos.Load(),
 		CkptOffset: s.ckptOffset.Load(), CkptUnixNano: s.ckptUnixNano.Load(),
+	}
+	if s.writeHist != nil {
+		w, b, a := s.writeHist.snapshot(), s.batchHist.snapshot(), s.ackHist.snapshot()
+		ns.WriteSeconds, ns.BatchSize, ns.AckSeconds = &w, &b, &a
 	}
 	if r := s.lastErr.Load(); r != nil {
 		ns.LastError, ns.LastErrorUnixNano = r.msg, r.when

@@ -53,6 +53,11 @@ type Packet struct {
 	win    *Window
 	parent *Packet
 	bytes  int64 // bytes accounted against the pool when emitted
+
+	// Sent is when the engine handed the packet on from its input (unix
+	// nanoseconds; engine-owned, set on the first packet of each batch):
+	// outputs sample ack latency from it.
+	Sent int64
 }
 
 // reset clears every field so a recycled packet carries nothing over. The
@@ -74,6 +79,7 @@ func (p *Packet) reset() {
 	p.win = nil
 	p.parent = nil
 	p.bytes = 0
+	p.Sent = 0
 }
 
 // Refs returns the number of holders (diagnostics and copy-on-write
@@ -116,6 +122,7 @@ func (p *Packet) Derive(child *Packet) {
 	child.Flags |= FlagDerived
 	child.Ts = p.Ts
 	child.Seq = p.Seq
+	child.Sent = p.Sent
 }
 
 // CloneTo copies p's content into q (a fresh packet from a pool) and moves
@@ -126,6 +133,7 @@ func (p *Packet) CloneTo(q *Packet) {
 	q.parent = p
 	q.Flags |= FlagDerived
 	q.Seq = p.Seq
+	q.Sent = p.Sent
 }
 
 // Release drops one holder. When the last holder releases the packet, the

@@ -101,6 +101,8 @@ var (
 	dHeld       = nodeDesc("dbus_output_held_packets", "Packets held after the retry budget with no dead-letter output: the pipeline stops advancing.")
 	dWrite      = nodeDesc("dbus_output_write_duration_seconds", "Duration of the output's write calls (count is write attempts).")
 	dBatch      = nodeDesc("dbus_output_batch_size_packets", "Packets per write attempt of the output.")
+	dAck        = nodeDesc("dbus_output_ack_latency_seconds", "Time from the input's hand-off of a batch's first packet to the output's ack (one sample per acked batch).")
+	dHeldSec    = nodeDesc("dbus_output_held_seconds", "How long the oldest batch the output holds has waited for its sink (0 when idle).")
 
 	dMembers    = desc("dbus_cluster_members", "Live members of the cluster this node belongs to (0 outside a cluster).")
 	dLosses     = desc("dbus_cluster_member_losses_total", "Members lost (session ended without leaving) since this node started.")
@@ -113,7 +115,7 @@ var allDescs = []*prometheus.Desc{
 	dBuildInfo, dGeneration, dUptime,
 	dIn, dOut, dFailed, dDropped, dPanics, dRestart, dRingDepth, dRingCap, dCopies,
 	dPoolWaits, dPoolFree, dPoolCap, dInFlight, dPaused, dLagSec, dLagRec, dCkptOff, dCkptTime, dCkptAge,
-	dOutBytes, dRetries, dDeadLetter, dHeld, dWrite, dBatch,
+	dOutBytes, dRetries, dDeadLetter, dHeld, dWrite, dBatch, dAck, dHeldSec,
 	dMembers, dLosses, dLeader, dOwned, dUnassigned,
 }
 
@@ -126,8 +128,8 @@ func Names() []string {
 		"dbus_cluster_resources_unassigned", "dbus_config_generation", "dbus_filter_copies_total",
 		"dbus_input_in_flight_packets", "dbus_input_lag_records", "dbus_input_lag_seconds", "dbus_input_paused",
 		"dbus_input_pool_capacity_packets", "dbus_input_pool_free_packets", "dbus_input_pool_waits_total",
-		"dbus_output_batch_size_packets", "dbus_output_bytes_total", "dbus_output_dead_letters_total",
-		"dbus_output_held_packets", "dbus_output_retries_total", "dbus_output_write_duration_seconds",
+		"dbus_output_ack_latency_seconds", "dbus_output_batch_size_packets", "dbus_output_bytes_total", "dbus_output_dead_letters_total",
+		"dbus_output_held_packets", "dbus_output_held_seconds", "dbus_output_retries_total", "dbus_output_write_duration_seconds",
 		"dbus_plugin_packets_dropped_total", "dbus_plugin_packets_failed_total", "dbus_plugin_packets_in_total",
 		"dbus_plugin_packets_out_total", "dbus_plugin_panics_total", "dbus_plugin_restarts_total",
 		"dbus_ring_capacity_packets", "dbus_ring_depth_packets", "dbus_uptime_seconds",
@@ -150,6 +152,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	hist := func(d *prometheus.Desc, h *engine.HistogramSnapshot, lv ...string) {
+		if h == nil {
+			return
+		}
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		var cum uint64
+		for i, b := range h.Bounds {
+			cum += h.Counts[i]
+			buckets[b] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, lv...)
 	}
 	gauge(dBuildInfo, 1, c.opts.Version, runtime.Version())
 	gauge(dGeneration, float64(c.src.Generation()))
@@ -200,8 +214,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(dRetries, s.Retries, lv...)
 			counter(dDeadLetter, s.DeadLettered, lv...)
 			gauge(dHeld, float64(s.Held), lv...)
-			ch <- prometheus.MustNewConstSummary(dWrite, s.Batches, float64(s.WriteNanos)/1e9, nil, lv...)
-			ch <- prometheus.MustNewConstSummary(dBatch, s.Batches, float64(s.In), nil, lv...)
+			gauge(dHeldSec, s.HeldSeconds, lv...)
+			hist(dWrite, s.WriteSeconds, lv...)
+			hist(dBatch, s.BatchSize, lv...)
+			hist(dAck, s.AckSeconds, lv...)
 		}
 	}
 

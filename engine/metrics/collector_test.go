@@ -100,6 +100,8 @@ next:
 			return m.Gauge.GetValue()
 		case m.Summary != nil:
 			return float64(m.Summary.GetSampleCount())
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
 		}
 	}
 	t.Fatalf("no series %s{plugin=%q %v}", name, plugin, kv)
@@ -135,6 +137,8 @@ func TestMetricsNamesAndMovementWithRunningPipeline(t *testing.T) {
 		{"dbus_plugin_packets_out_total", "out"},
 		{"dbus_output_bytes_total", "out"},
 		{"dbus_output_write_duration_seconds", "out"},
+		{"dbus_output_ack_latency_seconds", "out"},
+		{"dbus_output_batch_size_packets", "out"},
 		{"dbus_checkpoint_offset", "gen"},
 	} {
 		a, b := value(t, first, s.name, s.plugin), value(t, second, s.name, s.plugin)
