@@ -173,6 +173,20 @@ type FilterFlusher interface {
 	FlushFilter(tc TickContext) error
 }
 
+// Stateful is implemented by filters whose state is derived from the
+// packets they consumed (a cardinality sketch): the engine saves
+// SaveState in the checkpoint store in the same Save as the inputs'
+// positions, at every commit where the filter saw packets, under the key
+// "state/<filter name>", and hands the saved bytes to LoadState before the
+// filter's first packet. After a crash the inputs replay from their
+// positions, so the state may see some packets twice: use it for
+// idempotent state (sketches, sets), not for counters. SaveState is called
+// from the commit goroutine and must be safe while Process runs.
+type Stateful interface {
+	SaveState() ([]byte, error)
+	LoadState(data []byte) error
+}
+
 // Queryable is implemented by plugins whose state can be asked about
 // through the admin API (GET /api/v1/plugins/{name}/query?...): a
 // cardinality estimate, funnel counts. Query must be safe to call from any

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -406,7 +407,53 @@ func (e *Engine) running() []string {
 	return out
 }
 
+// statefulFilters lists the filters that keep state in the store.
+func (e *Engine) statefulFilters() []*chain {
+	var out []*chain
+	for _, ir := range e.inputs {
+		for _, c := range ir.chains() {
+			if _, ok := c.f.(Stateful); ok {
+				out = append(out, c)
+			}
+		}
+	}
+	for _, fr := range e.filters {
+		for _, c := range append([]*chain{fr.chain}, fr.chains()...) {
+			if _, ok := c.f.(Stateful); ok {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// loadStates hands stateful filters their saved state.
+func (e *Engine) loadStates() error {
+	for _, c := range e.statefulFilters() {
+		cp, ok, err := e.store.Load(stateKey(c.n.name()))
+		if err != nil {
+			return fmt.Errorf("load state of %s: %w", c.n.name(), err)
+		}
+		if !ok {
+			continue
+		}
+		data, err := base64.StdEncoding.DecodeString(cp.Token)
+		if err == nil {
+			err = c.f.(Stateful).LoadState(data)
+		}
+		if err != nil {
+			return fmt.Errorf("restore state of %s: %w", c.n.name(), err)
+		}
+	}
+	return nil
+}
+
+func stateKey(name string) string { return "state/" + name }
+
 func (e *Engine) startPlugins(ctx context.Context) error {
+	if err := e.loadStates(); err != nil {
+		return err
+	}
 	var started []Starter
 	start := func(name string, x any) error {
 		s, ok := x.(Starter)
@@ -560,6 +607,17 @@ func (e *Engine) commit(ctx context.Context) error {
 			cp := Checkpoint{Offset: off, Token: string(tok)}
 			cps[s.key] = cp
 			ms = append(ms, moved{ir, s, gen, cp})
+		}
+	}
+	for _, c := range e.statefulFilters() {
+		if in := c.stats.in.Load(); in != c.savedIn {
+			data, err := c.f.(Stateful).SaveState()
+			if err != nil {
+				e.log.Error("filter state not saved", "filter", c.n.name(), "err", err)
+				continue
+			}
+			cps[stateKey(c.n.name())] = Checkpoint{Token: base64.StdEncoding.EncodeToString(data)}
+			c.savedIn = in
 		}
 	}
 	if len(cps) == 0 {

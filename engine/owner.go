@@ -115,6 +115,9 @@ type chain struct {
 	stats *NodeStats
 	// panics counts consecutive panics, for the restart backoff.
 	panics int
+	// savedIn is the packet count at the last state save (commit
+	// goroutine only).
+	savedIn uint64
 }
 
 // process runs the filter over batch and dispatches what it emits.
@@ -189,6 +192,16 @@ func (c *chain) onPanic(p *pack.Packet, handled bool, r any) {
 	if inst, err := construct(c.n.pc); err == nil {
 		if old, ok := c.f.(Closer); ok {
 			old.Close(e.hardCtx)
+		}
+		if st, ok := c.f.(Stateful); ok {
+			// Carry the state over to the new instance.
+			if data, err := st.SaveState(); err == nil {
+				if nst, ok := inst.(Stateful); ok {
+					if err := nst.LoadState(data); err != nil {
+						e.log.Error("restarted filter lost its state", "filter", c.n.name(), "err", err)
+					}
+				}
+			}
 		}
 		c.f = inst.(Filter)
 		c.stats.restarts.Add(1)

@@ -326,17 +326,29 @@ type savedSketch struct {
 	HLL    []byte `json:"hll"`
 }
 
-func (f *Filter) save() error {
+// SaveState implements engine.Stateful: every sketch, serialised. HLL
+// sketches are idempotent, so a replay after a crash counts nothing twice.
+func (f *Filter) SaveState() ([]byte, error) {
 	f.mu.Lock()
 	list := make([]savedSketch, 0, len(f.state))
 	for bk, e := range f.state {
 		list = append(list, savedSketch{bk.period, bk.start, bk.key, e.sk.AppendBinary(nil)})
 	}
 	f.mu.Unlock()
-	data, err := json.Marshal(struct {
+	return json.Marshal(struct {
 		Version  int           `json:"version"`
 		Sketches []savedSketch `json:"sketches"`
 	}{1, list})
+}
+
+// LoadState implements engine.Stateful: it merges the saved sketches into
+// the filter's (a state file loaded at construction merges too).
+func (f *Filter) LoadState(data []byte) error {
+	return f.decodeState(data, "checkpoint store")
+}
+
+func (f *Filter) save() error {
+	data, err := f.SaveState()
 	if err != nil {
 		return err
 	}
@@ -371,22 +383,35 @@ func (f *Filter) load() error {
 	if err != nil {
 		return err
 	}
+	return f.decodeState(data, f.stateFile)
+}
+
+func (f *Filter) decodeState(data []byte, from string) error {
 	var doc struct {
 		Version  int           `json:"version"`
 		Sketches []savedSketch `json:"sketches"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("cardinality state %s is corrupt (move it away to start over): %w", f.stateFile, err)
+		return fmt.Errorf("cardinality state in %s is corrupt (move it away to start over): %w", from, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for i, s := range doc.Sketches {
 		var sk hll.Sketch
 		if err := sk.UnmarshalBinary(s.HLL); err != nil {
-			return fmt.Errorf("cardinality state %s: sketch %d (%s %s): %w", f.stateFile, i, s.Period, s.Key, err)
+			return fmt.Errorf("cardinality state in %s: sketch %d (%s %s): %w", from, i, s.Period, s.Key, err)
 		}
 		if sk.Precision() != f.precision {
-			return fmt.Errorf("cardinality state %s has precision %d, config says %d", f.stateFile, sk.Precision(), f.precision)
+			return fmt.Errorf("cardinality state in %s has precision %d, config says %d", from, sk.Precision(), f.precision)
 		}
-		f.state[bucketKey{s.Period, s.Start, s.Key}] = &entry{sk: &sk}
+		bk := bucketKey{s.Period, s.Start, s.Key}
+		if e, ok := f.state[bk]; ok {
+			if err := e.sk.Merge(&sk); err != nil {
+				return fmt.Errorf("cardinality state in %s: sketch %d: %w", from, i, err)
+			}
+			continue
+		}
+		f.state[bk] = &entry{sk: &sk}
 	}
 	return nil
 }

@@ -183,3 +183,67 @@ outputs:
 		t.Fatalf("state after shutdown: %d %v", n, ok)
 	}
 }
+
+// TestCardinalityStateSavedWithCheckpoint: without a state_dir, the
+// sketches live in the engine's checkpoint store (engine.Stateful): a
+// second run over new users counts the first run's users too.
+func TestCardinalityStateSavedWithCheckpoint(t *testing.T) {
+	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	store := engine.NewMemoryStore()
+	runUsers := func(from, to int) *engine.Engine {
+		reg := engine.NewRegistry()
+		Register(reg)
+		mock.Register(reg)
+		var set []func(p *pack.Packet)
+		for i := from; i < to; i++ {
+			set = append(set, func(p *pack.Packet) {
+				p.Ts = day.Add(time.Minute).UnixNano()
+				p.Attrs.SetInt("user", int64(i))
+			})
+		}
+		reg.MustRegister(engine.Spec{Class: "Slice", Kind: engine.KindInput,
+			NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{set}, nil }})
+		cfg, err := engine.Parse("test.yaml", []byte(`
+engine: {checkpoint_interval: 10ms}
+inputs:
+  - {name: in, class: Slice}
+filters:
+  - {name: dau, class: Cardinality, match: [in], field: user, periods: [day], emit_interval: 1h}
+outputs:
+  - {name: out, class: MockOutput, match: [dau]}
+`), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	runUsers(0, 500)
+	if _, ok, _ := store.Load("state/dau"); !ok {
+		t.Fatalf("no state saved in the checkpoint store")
+	}
+	e := runUsers(400, 800) // 100 users seen before, 300 new
+	got, err := e.Query("dau", map[string]string{"period": "day", "at": day.Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the saved sketch the estimate would be near 400.
+	b, _ := json.Marshal(got)
+	var n float64
+	for _, f := range strings.FieldsFunc(string(b), func(r rune) bool { return r < '0' || r > '9' }) {
+		if v, err := strconv.ParseFloat(f, 64); err == nil && v > 300 && v < 1000 {
+			n = v
+		}
+	}
+	if math.Abs(n-800) > 8 {
+		t.Fatalf("after restart the estimate is %v (%s), want 800 distinct users within 1 %%", n, b)
+	}
+}
