@@ -214,27 +214,43 @@ func (or *outputRunner) split(batch []*pack.Packet, err error) ([]*pack.Packet, 
 	return batch[:k], first
 }
 
-// deliver writes batch until it is accepted, retrying with backoff; after
-// the retry budget failed packets go to the dead-letter output, or, with
-// none, are retried until they succeed or the engine stops hard (held:
-// the source position is not committed past them).
+// deliver writes batch until it is accepted; see deliverWith.
 func (or *outputRunner) deliver(batch []*pack.Packet) {
 	or.stats.in.Add(uint64(len(batch)))
 	or.stats.tapBatch(batch)
 	or.stats.holdSince.Store(nowNano())
 	defer or.stats.holdSince.Store(0)
+	or.deliverWith(batch, or.write)
+}
+
+// deliverWith sends batch with try until the sink accepts it, retrying
+// what failed with backoff; after the retry budget failed packets go to
+// the dead-letter output, or, with none, are held: retried until they
+// succeed or the engine stops hard (their source position is not
+// committed past them). Packets whose error is Permanent skip the budget
+// (split). On a hard stop the remaining packets stay unacked.
+func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packet) error) {
 	e := or.e
 	backoff := or.n.pc.RetryBackoff
-	attempt := 0
-	heldLogged := false
-	for len(batch) > 0 {
-		err := or.write(batch)
+	held := false
+	for attempt := 0; len(batch) > 0; attempt++ {
+		if attempt > 0 {
+			or.stats.retries.Add(1)
+			if !sleepCtx(e.hardCtx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))
+		}
+		err := try(batch)
 		if err == nil {
 			or.ack(batch)
-			if heldLogged {
+			if held {
 				or.stats.held.Add(^uint64(len(batch) - 1))
 				e.log.Info("held packets delivered", "output", or.n.name(), "packets", len(batch))
 			}
+			return
+		}
+		if e.hardCtx.Err() != nil {
 			return
 		}
 		or.stats.setErr(err)
@@ -242,30 +258,22 @@ func (or *outputRunner) deliver(batch []*pack.Packet) {
 		if len(batch) == 0 {
 			return
 		}
-		attempt++
-		if attempt > or.n.pc.Retries {
-			if or.dlq != nil {
-				or.stats.failed.Add(uint64(len(batch)))
-				for _, p := range batch {
-					deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
-				}
-				return
+		switch {
+		case attempt < or.n.pc.Retries:
+			e.log.Warn("output write failed: retrying", "output", or.n.name(), "attempt", attempt+1, "packets", len(batch), "err", err)
+		case or.dlq != nil:
+			or.stats.failed.Add(uint64(len(batch)))
+			for _, p := range batch {
+				deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
 			}
-			if !heldLogged {
-				heldLogged = true
-				or.stats.failed.Add(uint64(len(batch)))
-				or.stats.held.Add(uint64(len(batch)))
-				e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying; the input's checkpoint will not advance past them",
-					"output", or.n.name(), "packets", len(batch), "err", err)
-			}
-		} else {
-			e.log.Warn("output write failed: retrying", "output", or.n.name(), "attempt", attempt, "packets", len(batch), "err", err)
+			return
+		case !held:
+			held = true
+			or.stats.failed.Add(uint64(len(batch)))
+			or.stats.held.Add(uint64(len(batch)))
+			e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying; the input's checkpoint will not advance past them",
+				"output", or.n.name(), "packets", len(batch), "err", err)
 		}
-		or.stats.retries.Add(1)
-		if !sleepCtx(e.hardCtx, backoff) {
-			return // hard stop: not acked, will be read again
-		}
-		backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))
 	}
 }
 
@@ -348,93 +356,49 @@ func (or *outputRunner) send(s *slot) {
 	}()
 }
 
-// complete handles a finished async batch: ack, or retry / dead-letter /
-// hold what failed, then free the slot.
+// complete handles a finished async batch: ack it, or retry /
+// dead-letter / hold what failed (deliverWith, whose first try reports the
+// outcome already known), then free the slot.
 func (or *outputRunner) complete(s *slot) {
 	d := time.Since(s.start)
 	or.stats.ackNanos.Add(uint64(d))
 	or.stats.writeHist.observe(d.Seconds())
 	or.stats.batchHist.observe(float64(len(s.batch)))
-	if s.err == nil {
-		or.ack(s.batch)
-		or.recycle(s)
-		return
-	}
-	or.stats.setErr(s.err)
-	failed, err := or.split(s.batch, s.err)
-	if len(failed) == 0 {
-		or.recycle(s)
-		return
-	}
-	// Retry the failed packets synchronously through the same path as a
-	// sync output: the client library already retried them in order, so
-	// this is the engine's outer retry budget, then dead-letter or hold.
-	or.stats.retries.Add(1)
-	or.e.log.Warn("async output batch failed: retrying", "output", or.n.name(), "packets", len(failed), "err", err)
-	or.deliverAsyncRetry(failed)
+	first := true
+	or.deliverWith(s.batch, func(b []*pack.Packet) error {
+		if first {
+			first = false
+			return s.err
+		}
+		return or.writeAsyncWait(b)
+	})
 	or.recycle(s)
 }
 
-// deliverAsyncRetry re-sends failed packets one batch at a time and waits
-// for each outcome.
-func (or *outputRunner) deliverAsyncRetry(batch []*pack.Packet) {
+// writeAsyncWait sends batch through WriteAsync and waits for its outcome
+// (retries of an async output run one batch at a time, in order).
+func (or *outputRunner) writeAsyncWait(batch []*pack.Packet) error {
 	e := or.e
-	backoff := or.n.pc.RetryBackoff
-	heldLogged := false
-	for attempt := 1; len(batch) > 0; attempt++ {
-		if !sleepCtx(e.hardCtx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))
-		done := make(chan error, 1)
-		cw := completionFunc(func(err error) {
-			select {
-			case done <- err:
-			default: // a second completion is a plugin bug; ignore it
-			}
-		})
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					done <- or.onPanic(r)
-				}
-			}()
-			or.async.WriteAsync(e.hardCtx, batch, cw)
-		}()
-		var err error
+	done := make(chan error, 1)
+	cw := completionFunc(func(err error) {
 		select {
-		case err = <-done:
-		case <-e.hardCtx.Done():
-			return
+		case done <- err:
+		default: // a second completion is a plugin bug; ignore it
 		}
-		if err == nil {
-			or.ack(batch)
-			if heldLogged {
-				or.stats.held.Add(^uint64(len(batch) - 1))
+	})
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- or.onPanic(r)
 			}
-			return
-		}
-		batch, err = or.split(batch, err)
-		if len(batch) == 0 {
-			return
-		}
-		if attempt >= or.n.pc.Retries {
-			if or.dlq != nil {
-				or.stats.failed.Add(uint64(len(batch)))
-				for _, p := range batch {
-					deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
-				}
-				return
-			}
-			if !heldLogged {
-				heldLogged = true
-				or.stats.failed.Add(uint64(len(batch)))
-				or.stats.held.Add(uint64(len(batch)))
-				e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying",
-					"output", or.n.name(), "packets", len(batch), "err", err)
-			}
-		}
-		or.stats.retries.Add(1)
+		}()
+		or.async.WriteAsync(e.hardCtx, batch, cw)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-e.hardCtx.Done():
+		return e.hardCtx.Err()
 	}
 }
 
