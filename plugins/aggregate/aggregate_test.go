@@ -2,8 +2,7 @@ package aggregate
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"testing"
 	"time"
 
@@ -11,24 +10,7 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-type fakeTC struct {
-	emitted []*pack.Packet
-	dropped map[string]int
-}
-
-func (f *fakeTC) Name() string        { return "test" }
-func (f *fakeTC) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (f *fakeTC) Emit(p *pack.Packet) { f.emitted = append(f.emitted, p) }
-func (f *fakeTC) Drop(p *pack.Packet, reason string) {
-	if f.dropped == nil {
-		f.dropped = map[string]int{}
-	}
-	f.dropped[reason]++
-}
-func (f *fakeTC) Consume(p *pack.Packet)                           {}
-func (f *fakeTC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeTC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
-func (f *fakeTC) New() (*pack.Packet, error)                       { return &pack.Packet{}, nil }
+type fakeTC = enginetest.FakeContext
 
 func TestAggregateSummariesWithLateAndOutOfOrder(t *testing.T) {
 	reg := engine.NewRegistry()
@@ -60,7 +42,7 @@ func TestAggregateSummariesWithLateAndOutOfOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, p := range tc.emitted {
+	for _, p := range tc.Emitted {
 		k, _ := p.Attrs.Str("status")
 		cnt, _ := p.Attrs.Get("count")
 		mean, _ := p.Attrs.Get("mean")
@@ -71,7 +53,7 @@ func TestAggregateSummariesWithLateAndOutOfOrder(t *testing.T) {
 	if fmt.Sprint(got) != want {
 		t.Fatalf("summaries\n got %v\nwant %s", got, want)
 	}
-	if f.Counters().Late != 1 || tc.dropped["late"] != 1 {
-		t.Fatalf("late %+v %v", f.Counters(), tc.dropped)
+	if f.Counters().Late != 1 || tc.Dropped["late"] != 1 {
+		t.Fatalf("late %+v %v", f.Counters(), tc.Dropped)
 	}
 }

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"testing"
 	"time"
 
@@ -11,27 +12,7 @@ import (
 )
 
 // sliceInput emits one packet per setter, then finishes (a replay).
-type sliceInput struct{ set []func(p *pack.Packet) }
-
-func (in *sliceInput) Run(ctx context.Context, ic engine.InputContext) error {
-	s, err := ic.Stream("")
-	if err != nil {
-		return err
-	}
-	for i, set := range in.set {
-		p, err := ic.NewPacket(ctx)
-		if err != nil {
-			return err
-		}
-		set(p)
-		p.Pos = pack.Pos{Offset: int64(i + 1)}
-		p.Flags |= pack.FlagBoundary
-		if err := ic.Emit(ctx, s, p); err != nil {
-			return err
-		}
-	}
-	return ic.Flush(ctx)
-}
+type sliceInput = enginetest.SliceInput
 
 func TestAggregateShutdownEmitsPendingSummary(t *testing.T) {
 	reg := engine.NewRegistry()
@@ -49,7 +30,7 @@ func TestAggregateShutdownEmitsPendingSummary(t *testing.T) {
 		})
 	}
 	reg.MustRegister(engine.Spec{Class: "Slice", Kind: engine.KindInput,
-		NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{set}, nil }})
+		NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{Set: set}, nil }})
 	cfg, err := engine.Parse("test.yaml", []byte(`
 inputs:
   - {name: in, class: Slice}

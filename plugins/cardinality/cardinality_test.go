@@ -1,8 +1,7 @@
 package cardinality
 
 import (
-	"io"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"math"
 	"strconv"
 	"testing"
@@ -12,24 +11,7 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-type fakeTC struct {
-	emitted []*pack.Packet
-	dropped map[string]int
-}
-
-func (f *fakeTC) Name() string        { return "test" }
-func (f *fakeTC) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (f *fakeTC) Emit(p *pack.Packet) { f.emitted = append(f.emitted, p) }
-func (f *fakeTC) Drop(p *pack.Packet, reason string) {
-	if f.dropped == nil {
-		f.dropped = map[string]int{}
-	}
-	f.dropped[reason]++
-}
-func (f *fakeTC) Consume(p *pack.Packet)                           {}
-func (f *fakeTC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeTC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
-func (f *fakeTC) New() (*pack.Packet, error)                       { return &pack.Packet{}, nil }
+type fakeTC = enginetest.FakeContext
 
 func newTestFilter(t testing.TB, vals map[string]any) *Filter {
 	t.Helper()
@@ -74,8 +56,8 @@ func TestCardinalityDailyMonthlyActiveUsers(t *testing.T) {
 	}
 	p.Attrs.Reset()
 	f.Process(tc, p)
-	if tc.dropped["no_id"] != 1 {
-		t.Fatalf("packet without id not dropped: %v", tc.dropped)
+	if tc.Dropped["no_id"] != 1 {
+		t.Fatalf("packet without id not dropped: %v", tc.Dropped)
 	}
 	check := func(f *Filter, key, period string, at time.Time, want int) {
 		t.Helper()
@@ -95,17 +77,17 @@ func TestCardinalityDailyMonthlyActiveUsers(t *testing.T) {
 	if err := f.Tick(tc); err != nil {
 		t.Fatal(err)
 	}
-	if len(tc.emitted) != 5 {
-		t.Fatalf("emitted %d packets, want 5", len(tc.emitted))
+	if len(tc.Emitted) != 5 {
+		t.Fatalf("emitted %d packets, want 5", len(tc.Emitted))
 	}
-	first := tc.emitted[0]
+	first := tc.Emitted[0]
 	if k, _ := first.Attrs.Str("period"); string(k) != "day" {
 		t.Fatalf("first emitted %q", first.Payload)
 	}
-	tc.emitted = nil
+	tc.Emitted = nil
 	f.Tick(tc)
-	if len(tc.emitted) != 0 {
-		t.Fatalf("unchanged counts emitted again: %d", len(tc.emitted))
+	if len(tc.Emitted) != 0 {
+		t.Fatalf("unchanged counts emitted again: %d", len(tc.Emitted))
 	}
 	// Saved at FlushFilter, loaded by a new instance.
 	if err := f.FlushFilter(tc); err != nil {

@@ -3,6 +3,7 @@ package cardinality
 import (
 	"context"
 	"encoding/json"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"math"
 	"strconv"
 	"strings"
@@ -112,27 +113,7 @@ func TestCardinalityQueryConcurrent(t *testing.T) {
 }
 
 // sliceInput emits one packet per setter, then finishes (a replay).
-type sliceInput struct{ set []func(p *pack.Packet) }
-
-func (in *sliceInput) Run(ctx context.Context, ic engine.InputContext) error {
-	s, err := ic.Stream("")
-	if err != nil {
-		return err
-	}
-	for i, set := range in.set {
-		p, err := ic.NewPacket(ctx)
-		if err != nil {
-			return err
-		}
-		set(p)
-		p.Pos = pack.Pos{Offset: int64(i + 1)}
-		p.Flags |= pack.FlagBoundary
-		if err := ic.Emit(ctx, s, p); err != nil {
-			return err
-		}
-	}
-	return ic.Flush(ctx)
-}
+type sliceInput = enginetest.SliceInput
 
 // Counts are emitted at shutdown though no tick ran (emit_interval 1h),
 // and the state file is written.
@@ -152,7 +133,7 @@ func TestCardinalityShutdownEmitsPendingCounts(t *testing.T) {
 		})
 	}
 	reg.MustRegister(engine.Spec{Class: "Slice", Kind: engine.KindInput,
-		NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{set}, nil }})
+		NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{Set: set}, nil }})
 	dir := t.TempDir()
 	cfg, err := engine.Parse("test.yaml", []byte(`
 inputs:
@@ -202,7 +183,7 @@ func TestCardinalityStateSavedWithCheckpoint(t *testing.T) {
 			})
 		}
 		reg.MustRegister(engine.Spec{Class: "Slice", Kind: engine.KindInput,
-			NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{set}, nil }})
+			NewInput: func(*engine.Conf) (engine.Input, error) { return &sliceInput{Set: set}, nil }})
 		cfg, err := engine.Parse("test.yaml", []byte(`
 engine: {checkpoint_interval: 10ms}
 inputs:

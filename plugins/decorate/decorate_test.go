@@ -2,8 +2,7 @@ package decorate
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +13,7 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-type fakeFC struct{ emitted []*pack.Packet }
-
-func (f *fakeFC) Name() string                                     { return "test" }
-func (f *fakeFC) Log() *slog.Logger                                { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (f *fakeFC) Emit(p *pack.Packet)                              { f.emitted = append(f.emitted, p) }
-func (f *fakeFC) Drop(p *pack.Packet, reason string)               {}
-func (f *fakeFC) Consume(p *pack.Packet)                           {}
-func (f *fakeFC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeFC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
+type fakeFC = enginetest.FakeContext
 
 const geoCSV = `start_ip,end_ip,country,city
 # comment
@@ -130,10 +121,10 @@ func TestDecorateIndexPeriods(t *testing.T) {
 
 func TestDecorateNoAllocs(t *testing.T) {
 	f := newTestFilter(t, testConf())
-	fc := &fakeFC{emitted: make([]*pack.Packet, 0, 1)}
+	fc := &fakeFC{Emitted: make([]*pack.Packet, 0, 1)}
 	p := &pack.Packet{Ts: time.Now().UnixNano()}
 	n := testing.AllocsPerRun(1000, func() {
-		fc.emitted = fc.emitted[:0]
+		fc.Emitted = fc.Emitted[:0]
 		p.Attrs.Reset()
 		p.Attrs.SetString("client", "10.0.3.4")
 		p.Attrs.SetString("lvl", "INFO")

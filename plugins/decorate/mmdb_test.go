@@ -128,7 +128,7 @@ func TestDecorateGeoIPMaxMind(t *testing.T) {
 	// Cached records: no allocation per lookup.
 	p := &pack.Packet{}
 	n := testing.AllocsPerRun(1000, func() {
-		fc.emitted = fc.emitted[:0]
+		fc.Emitted = fc.Emitted[:0]
 		p.Attrs.Reset()
 		p.Attrs.SetString("client", "81.2.69.160")
 		f.Process(fc, p)

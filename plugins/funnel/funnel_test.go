@@ -4,8 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"math/rand"
 	"slices"
 	"strings"
@@ -16,25 +15,7 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-type fakeTC struct {
-	emitted []*pack.Packet
-	dropped map[string]int
-	consume int
-}
-
-func (f *fakeTC) Name() string        { return "test" }
-func (f *fakeTC) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (f *fakeTC) Emit(p *pack.Packet) { f.emitted = append(f.emitted, p) }
-func (f *fakeTC) Drop(p *pack.Packet, reason string) {
-	if f.dropped == nil {
-		f.dropped = map[string]int{}
-	}
-	f.dropped[reason]++
-}
-func (f *fakeTC) Consume(p *pack.Packet)                           { f.consume++ }
-func (f *fakeTC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeTC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
-func (f *fakeTC) New() (*pack.Packet, error)                       { return &pack.Packet{}, nil }
+type fakeTC = enginetest.FakeContext
 
 var base = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 
@@ -148,8 +129,8 @@ func TestFunnelOrderedSteps(t *testing.T) {
 		t.Fatalf("conversions %+v", r)
 	}
 	c := f.Counters()
-	if c.Events != 8 || c.NotStep != 1 || c.Journeys != 4 || c.Completed != 1 || tc.consume != 9 {
-		t.Fatalf("counters %+v consumed %d", c, tc.consume)
+	if c.Events != 8 || c.NotStep != 1 || c.Journeys != 4 || c.Completed != 1 || tc.Consumed != 9 {
+		t.Fatalf("counters %+v consumed %d", c, tc.Consumed)
 	}
 }
 
@@ -224,8 +205,8 @@ func TestFunnelWindowExpiry(t *testing.T) {
 	}
 	// Late: older than the watermark (71m, lateness 0).
 	feed(t, f, tc, []ev{{60, "a", "buy", nil}})
-	if tc.dropped["late"] != 1 || f.Counters().Late != 1 {
-		t.Fatalf("late %v", tc.dropped)
+	if tc.Dropped["late"] != 1 || f.Counters().Late != 1 {
+		t.Fatalf("late %v", tc.Dropped)
 	}
 }
 
@@ -257,7 +238,7 @@ func TestFunnelDimensions(t *testing.T) {
 	}
 	// Emitted: total, then country values, then platform values, sorted.
 	var order []string
-	for _, p := range tc.emitted {
+	for _, p := range tc.Emitted {
 		d, _ := p.Attrs.Str("dimension")
 		v, _ := p.Attrs.Str("value")
 		e, _ := p.Attrs.Get("entered")
@@ -347,17 +328,17 @@ func TestFunnelEmission(t *testing.T) {
 	tc := &fakeTC{}
 	feed(t, f, tc, []ev{{0, "a", "view", nil}, {10, "a", "cart", nil}, {65, "b", "view", nil}})
 	f.Tick(tc)
-	if len(tc.emitted) != 0 {
-		t.Fatalf("emitted before the interval was final: %d", len(tc.emitted))
+	if len(tc.Emitted) != 0 {
+		t.Fatalf("emitted before the interval was final: %d", len(tc.Emitted))
 	}
 	// Interval 10:00 is final when the watermark (newest - 1m) passes
 	// 11:00 + 30m.
 	feed(t, f, tc, []ev{{91, "b", "cart", nil}})
 	f.Tick(tc)
-	if len(tc.emitted) != 1 {
-		t.Fatalf("emitted %d, want the 10:00 summary", len(tc.emitted))
+	if len(tc.Emitted) != 1 {
+		t.Fatalf("emitted %d, want the 10:00 summary", len(tc.Emitted))
 	}
-	p := tc.emitted[0]
+	p := tc.Emitted[0]
 	start, _ := p.Attrs.Str("interval_start")
 	s1, _ := p.Attrs.Get("step_1")
 	s2, _ := p.Attrs.Get("step_2")
@@ -374,7 +355,7 @@ func TestFunnelEmission(t *testing.T) {
 		t.Fatalf("payload %s: %v", p.Payload, err)
 	}
 	f.Tick(tc)
-	if len(tc.emitted) != 1 {
+	if len(tc.Emitted) != 1 {
 		t.Fatal("a summary was emitted twice")
 	}
 	// Shutdown: the 11:00 interval is emitted, partial (data ends at
@@ -382,10 +363,10 @@ func TestFunnelEmission(t *testing.T) {
 	if err := f.FlushFilter(tc); err != nil {
 		t.Fatal(err)
 	}
-	if len(tc.emitted) != 2 {
-		t.Fatalf("after shutdown emitted %d", len(tc.emitted))
+	if len(tc.Emitted) != 2 {
+		t.Fatalf("after shutdown emitted %d", len(tc.Emitted))
 	}
-	p = tc.emitted[1]
+	p = tc.Emitted[1]
 	partial, _ = p.Attrs.Get("partial")
 	s2, _ = p.Attrs.Get("step_2")
 	if partial.I != 1 || s2.I != 1 || f.Counters().Summaries != 2 {
@@ -434,7 +415,7 @@ func TestFunnelBoundedState(t *testing.T) {
 		t.Fatalf("after shutdown: %d intervals %d journeys %d pending", len(f.intervals), len(f.journeys), len(f.pending))
 	}
 	var completed int64
-	for _, p := range tc.emitted {
+	for _, p := range tc.Emitted {
 		if c, _ := p.Attrs.Get("completed"); c != nil {
 			completed += c.I
 		}
@@ -460,8 +441,8 @@ func TestFunnelEventTimeField(t *testing.T) {
 	p.Attrs.SetString("at", "soon")
 	f.Process(tc, p)
 	f.FlushFilter(tc)
-	if got := totals(t, f); fmt.Sprint(got) != "[10:00:1/1/1]" || tc.dropped["bad_time"] != 1 {
-		t.Fatalf("totals %v dropped %v", got, tc.dropped)
+	if got := totals(t, f); fmt.Sprint(got) != "[10:00:1/1/1]" || tc.Dropped["bad_time"] != 1 {
+		t.Fatalf("totals %v dropped %v", got, tc.Dropped)
 	}
 }
 

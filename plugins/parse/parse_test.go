@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"strings"
 	"testing"
 	"time"
@@ -14,20 +14,7 @@ import (
 	"github.com/dbus-project/dbus/plugins/mock"
 )
 
-// fakeFC records what a filter did with each packet.
-type fakeFC struct {
-	emitted []*pack.Packet
-	dropped []string
-}
-
-func (f *fakeFC) Name() string                                     { return "test" }
-func (f *fakeFC) Log() *slog.Logger                                { return slog.Default() }
-func (f *fakeFC) Emit(p *pack.Packet)                              { f.emitted = append(f.emitted, p) }
-func (f *fakeFC) Drop(p *pack.Packet, reason string)               { f.dropped = append(f.dropped, reason) }
-func (f *fakeFC) Consume(p *pack.Packet)                           {}
-func (f *fakeFC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeFC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
-func (f *fakeFC) reset()                                           { f.emitted, f.dropped = f.emitted[:0], f.dropped[:0] }
+type fakeFC = enginetest.FakeContext
 
 func newTestFilter(t testing.TB, vals map[string]any) *Filter {
 	t.Helper()
@@ -67,7 +54,7 @@ func TestParseJSONTypedAttrs(t *testing.T) {
 	f := newTestFilter(t, map[string]any{"format": "json"})
 	p, fc := process(t, f, `{"msg":"a \"q\" \u00e9\ud83d\ude00\n", "status": 200, "lat": 1.5e2, "neg": -7, "big": 18446744073709551616,
 		"ok": true, "no": false, "nil": null, "http": {"method": "GET", "h": {"x": 1}}, "tags": ["a", {"b": [1,2]}], "empty": {}}`)
-	if len(fc.emitted) != 1 {
+	if len(fc.Emitted) != 1 {
 		t.Fatalf("not emitted: %+v", fc)
 	}
 	got := attrsOf(p)
@@ -85,7 +72,7 @@ func TestParseJSONFailuresCountedAndTagged(t *testing.T) {
 	bad := []string{``, `[]`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":tru}`, `{"a":"x}`, `{"a":1} x`, `{"a":"\q"}`, "{\"a\":\"\x01\"}", `{"a":[1,}`}
 	for _, line := range bad {
 		p, fc := process(t, f, line)
-		if len(fc.emitted) != 1 {
+		if len(fc.Emitted) != 1 {
 			t.Fatalf("%q: not emitted", line)
 		}
 		if v, ok := p.Attrs.Str("parse_error"); !ok || !strings.HasPrefix(string(v), "json: ") {
@@ -97,7 +84,7 @@ func TestParseJSONFailuresCountedAndTagged(t *testing.T) {
 	}
 	fd := newTestFilter(t, map[string]any{"format": "json", "on_error": "drop"})
 	_, fc := process(t, fd, `nope`)
-	if len(fc.dropped) != 1 || fc.dropped[0] != "parse_error" {
+	if len(fc.DropOrder) != 1 || fc.DropOrder[0] != "parse_error" {
 		t.Fatalf("drop mode: %+v", fc)
 	}
 }
@@ -201,10 +188,10 @@ func TestParseConfigErrors(t *testing.T) {
 
 func TestParseJSONNoAllocs(t *testing.T) {
 	f := newTestFilter(t, map[string]any{"format": "json", "time_field": "ts"})
-	fc := &fakeFC{emitted: make([]*pack.Packet, 0, 4)}
+	fc := &fakeFC{Emitted: make([]*pack.Packet, 0, 4)}
 	p := &pack.Packet{Payload: []byte(`{"ts":"2024-05-01T10:00:00.123Z","level":"info","msg":"GET \/x done","status":200,"dur":0.003,"user":{"id":42,"name":"bob"}}`)}
 	n := testing.AllocsPerRun(1000, func() {
-		fc.reset()
+		fc.Reset()
 		p.Attrs.Reset()
 		if err := f.Process(fc, p); err != nil {
 			t.Fatal(err)
@@ -216,7 +203,7 @@ func TestParseJSONNoAllocs(t *testing.T) {
 	lf := newTestFilter(t, map[string]any{"format": "logfmt"})
 	p.Payload = []byte(`level=info msg="a b" status=200`)
 	n = testing.AllocsPerRun(1000, func() {
-		fc.reset()
+		fc.Reset()
 		p.Attrs.Reset()
 		lf.Process(fc, p)
 	})

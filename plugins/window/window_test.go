@@ -3,8 +3,7 @@ package window
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -18,26 +17,7 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-type fakeTC struct {
-	emitted []*pack.Packet
-	dropped map[string]int
-}
-
-func (f *fakeTC) Name() string      { return "test" }
-func (f *fakeTC) Log() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (f *fakeTC) Emit(p *pack.Packet) {
-	f.emitted = append(f.emitted, p)
-}
-func (f *fakeTC) Drop(p *pack.Packet, reason string) {
-	if f.dropped == nil {
-		f.dropped = map[string]int{}
-	}
-	f.dropped[reason]++
-}
-func (f *fakeTC) Consume(p *pack.Packet)                           {}
-func (f *fakeTC) Writable(p *pack.Packet) (*pack.Packet, error)    { return p, nil }
-func (f *fakeTC) Derive(parent *pack.Packet) (*pack.Packet, error) { return &pack.Packet{}, nil }
-func (f *fakeTC) New() (*pack.Packet, error)                       { return &pack.Packet{}, nil }
+type fakeTC = enginetest.FakeContext
 
 func newTestFilter(t testing.TB, vals map[string]any) *Filter {
 	t.Helper()
@@ -107,7 +87,7 @@ func runEvents(t *testing.T, f *Filter, evs []event) ([]string, *fakeTC) {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, p := range tc.emitted {
+	for _, p := range tc.Emitted {
 		var a Alert
 		if err := json.Unmarshal(p.Payload, &a); err != nil {
 			t.Fatalf("alert payload %q: %v", p.Payload, err)
@@ -149,8 +129,8 @@ func TestWindowAlarmOutOfOrderAndLateEventsDeterministic(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("out-of-order alerts\n got %v\nwant %v", got, want)
 	}
-	if c := f.Counters(); c.Late != 2 || tc.dropped["late"] != 2 {
-		t.Fatalf("late %d dropped %v, want 2", c.Late, tc.dropped)
+	if c := f.Counters(); c.Late != 2 || tc.Dropped["late"] != 2 {
+		t.Fatalf("late %d dropped %v, want 2", c.Late, tc.Dropped)
 	}
 	if c := f.Counters(); c.Events != uint64(len(scenario())) || c.Suppressed == 0 {
 		t.Fatalf("counters %+v", c)
@@ -177,7 +157,7 @@ func TestWindowAlarmPercentileRuleAndSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var alerts, windows []string
-	for _, p := range tc.emitted {
+	for _, p := range tc.Emitted {
 		typ, _ := p.Attrs.Str("type")
 		if string(typ) == "alert" {
 			alerts = append(alerts, string(p.Payload))
