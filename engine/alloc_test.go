@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -58,24 +59,28 @@ func (c countOutput) Write(_ context.Context, b []*pack.Packet) error {
 	return nil
 }
 
-func TestEngineAllocsPerPacketZero(t *testing.T) {
+// stepEngine runs input -> MockFilter -> counting output (through a ring)
+// with a stepping input of per packets a step; step moves one step and
+// waits until the output acked it; stop ends the engine.
+func stepEngine(t testing.TB, per, pool int) (step func(), stop func()) {
+	t.Helper()
 	reg := engine.NewRegistry()
 	mock.Register(reg)
-	in := &stepInput{step: make(chan struct{}), per: 256, data: make([]byte, 128)}
+	in := &stepInput{step: make(chan struct{}), per: per, data: make([]byte, 128)}
 	var count atomic.Int64
 	reg.MustRegister(engine.Spec{Class: "Step", Kind: engine.KindInput,
 		NewInput: func(*engine.Conf) (engine.Input, error) { return in, nil }})
 	reg.MustRegister(engine.Spec{Class: "Count", Kind: engine.KindOutput,
 		NewOutput: func(*engine.Conf) (engine.Output, error) { return countOutput{&count}, nil }})
-	cfg, err := engine.Parse("t.yaml", []byte(`
-engine: {checkpoint_interval: 1h}
+	cfg, err := engine.Parse("t.yaml", []byte(fmt.Sprintf(`
+engine: {checkpoint_interval: 1h, ring: 4096}
 inputs:
-  - {name: in, class: Step, pool: 1024}
+  - {name: in, class: Step, pool: %d}
 filters:
   - {name: f, class: MockFilter, match: in}
 outputs:
   - {name: out, class: Count, match: f}
-`), reg)
+`, pool)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,23 +92,32 @@ outputs:
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 	var want int64
-	step := func() {
+	step = func() {
 		in.step <- struct{}{}
 		want += int64(in.per)
 		for count.Load() < want {
 			runtime.Gosched()
 		}
 	}
+	stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return step, stop
+}
+
+func TestEngineAllocsPerPacketZero(t *testing.T) {
+	const per = 256
+	step, stop := stepEngine(t, per, 1024)
 	for i := 0; i < 16; i++ { // warm every pooled packet
 		step()
 	}
 	allocs := testing.AllocsPerRun(100, step)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	// One step moves 256 packets input -> filter -> output and acks them.
-	if perPacket := allocs / float64(in.per); allocs != 0 {
-		t.Fatalf("%.2f allocations per step of %d packets (%.4f per packet), want 0", allocs, in.per, perPacket)
+	if allocs != 0 {
+		t.Fatalf("%.2f allocations per step of %d packets (%.4f per packet), want 0", allocs, per, allocs/per)
 	}
 }
