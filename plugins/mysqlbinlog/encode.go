@@ -67,14 +67,15 @@ func appendRowBody(dst []byte, key *[]byte, t *table, before, after []any, mask 
 		}
 	}
 	for i, k := range t.pk {
+		c := &t.cols[k]
 		if i > 0 {
-			dst = append(dst, ',')
+			dst = append(dst, c.nameJSON...)
 			if key != nil {
 				*key = append(*key, ',')
 			}
+		} else {
+			dst = append(dst, c.nameJSON[1:]...)
 		}
-		c := &t.cols[k]
-		dst = append(dst, c.nameJSON...)
 		at := len(dst)
 		if dst, err = appendColumn(dst, c, pkRow, k, mask); err != nil {
 			return dst, err
@@ -154,11 +155,12 @@ func appendPK(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 	dst = append(dst, '{')
 	var err error
 	for i, k := range t.pk {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
 		c := &t.cols[k]
-		dst = append(dst, c.nameJSON...)
+		if i > 0 {
+			dst = append(dst, c.nameJSON...)
+		} else {
+			dst = append(dst, c.nameJSON[1:]...)
+		}
 		if dst, err = appendColumn(dst, c, row, k, mask); err != nil {
 			return dst, err
 		}
@@ -193,18 +195,14 @@ func appendImage(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 		return append(dst, "null"...), nil
 	}
 	dst = append(dst, '{')
-	first := true
 	var err error
-	for i := range t.cols {
+	for j, i := range t.image {
 		c := &t.cols[i]
-		if c.drop {
-			continue
+		if j > 0 {
+			dst = append(dst, c.nameJSON...)
+		} else {
+			dst = append(dst, c.nameJSON[1:]...)
 		}
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = append(dst, c.nameJSON...)
 		if dst, err = appendColumn(dst, c, row, i, mask); err != nil {
 			return dst, err
 		}

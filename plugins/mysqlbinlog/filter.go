@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
+
+	"github.com/go-mysql-org/go-mysql/replication"
 )
 
 // filters decides, once per table schema, which tables, columns and kinds
@@ -115,4 +118,79 @@ func (f *filters) maskColumn(db, table, col string) bool {
 		}
 	}
 	return false
+}
+
+// rowsSkipper is go-mysql's RowsEventDecodeFunc: it decodes a rows event's
+// header, and its rows only when the table and the kind are kept. The rows
+// of filtered-out tables are never decoded (the decoder drops their events
+// by the same filters, so it never sees the missing rows).
+type rowsSkipper struct {
+	f  *filters
+	mu sync.Mutex // go-mysql calls from its parser goroutine; be safe anyway
+	// Last decision per table id, by name (a table map precedes every
+	// rows event, often with the same id and names).
+	ids map[uint64]skipEntry
+}
+
+type skipEntry struct {
+	db, table string
+	keep      bool
+}
+
+// newRowsSkipper returns nil when f keeps every rows event.
+func newRowsSkipper(f *filters) *rowsSkipper {
+	if f == nil || len(f.include) == 0 && len(f.exclude) == 0 && f.kinds == allKinds {
+		return nil
+	}
+	return &rowsSkipper{f: f, ids: map[uint64]skipEntry{}}
+}
+
+func (s *rowsSkipper) decode(e *replication.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	if s.keep(e) {
+		return e.DecodeData(pos, data)
+	}
+	return nil
+}
+
+func (s *rowsSkipper) keep(e *replication.RowsEvent) bool {
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		if s.f.kinds&(1<<KindInsert) == 0 {
+			return false
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		if s.f.kinds&(1<<KindUpdate) == 0 {
+			return false
+		}
+	case replication.EnumRowsEventTypeDelete:
+		if s.f.kinds&(1<<KindDelete) == 0 {
+			return false
+		}
+	default:
+		return true // the decoder reports it
+	}
+	if e.Table == nil {
+		return true
+	}
+	return s.keepTable(e.Table)
+}
+
+// keepTable applies the table filters to tm's names, cached per table id.
+func (s *rowsSkipper) keepTable(tm *replication.TableMapEvent) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	en, ok := s.ids[tm.TableID]
+	if !ok || string(tm.Schema) != en.db || string(tm.Table) != en.table {
+		en = skipEntry{db: string(tm.Schema), table: string(tm.Table)}
+		en.keep = s.f.keepTable(en.db, en.table)
+		if len(s.ids) >= 4096 {
+			clear(s.ids)
+		}
+		s.ids[tm.TableID] = en
+	}
+	return en.keep
 }

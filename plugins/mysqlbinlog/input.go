@@ -251,7 +251,7 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 	}
 	d.inTxn = false
 	d.gtid.hasCur = false
-	st, err := startStream(ctx, &in.cfg, info, start, log)
+	st, err := startStream(ctx, &in.cfg, in.filters, info, start, log)
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,9 @@ func (h *syncHandler) HandleEvent(e *replication.BinlogEvent) error {
 }
 
 // startStream connects a replica session at pos.
-func startStream(ctx context.Context, cfg *Config, info *serverInfo, pos Position, log *slog.Logger) (*stream, error) {
+// Rows events of tables or kinds f filters out are not decoded (see
+// rowsSkipper).
+func startStream(ctx context.Context, cfg *Config, f *filters, info *serverInfo, pos Position, log *slog.Logger) (*stream, error) {
 	host, port, _ := net.SplitHostPort(cfg.Addr)
 	p, _ := strconv.Atoi(port)
 	flavor := mysql.MySQLFlavor
@@ -338,6 +340,9 @@ func startStream(ctx context.Context, cfg *Config, info *serverInfo, pos Positio
 		UseDecimal: false, RenderJSONAsMySQLText: true, DiscardGTIDSet: true,
 		EventCacheCount: 1, Logger: quietLogger(log),
 		SynchronousEventHandler: &syncHandler{events: st.events, done: st.done},
+	}
+	if sk := newRowsSkipper(f); sk != nil {
+		scfg.RowsEventDecodeFunc = sk.decode
 	}
 	st.syncer = replication.NewBinlogSyncer(scfg)
 	var bs *replication.BinlogStreamer

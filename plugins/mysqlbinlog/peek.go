@@ -44,7 +44,7 @@ func Peek(ctx context.Context, cfg Config, w io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := startStream(ctx, &cfg, info, start, log)
+	st, err := startStream(ctx, &cfg, f, info, start, log)
 	if err != nil {
 		return err
 	}

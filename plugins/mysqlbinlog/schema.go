@@ -61,7 +61,7 @@ type column struct {
 	latin1   bool
 	drop     bool
 	mask     bool
-	nameJSON []byte // `"name":`
+	nameJSON []byte // `,"name":` (the comma is skipped for the first)
 	enum     [][]byte
 	set      [][]byte
 }
@@ -71,6 +71,7 @@ type table struct {
 	db, name  string
 	cols      []column
 	pk        []int
+	image     []int // columns written in row images (not dropped)
 	keep      bool  // passes include/exclude
 	kinds     uint8 // kinds kept (bit per Kind)
 	source    string
@@ -366,8 +367,11 @@ func compile(tm *replication.TableMapEvent, def TableDef, f *filters, source str
 				c.padLen = stringLength(meta)
 			}
 		}
-		c.nameJSON = appendJSONString(nil, c.def.Name)
+		c.nameJSON = appendJSONString([]byte{','}, c.def.Name)
 		c.nameJSON = append(c.nameJSON, ':')
+		if !c.drop {
+			t.image = append(t.image, i)
+		}
 		for _, e := range c.def.Enum {
 			c.enum = append(c.enum, []byte(e))
 		}
