@@ -1,0 +1,122 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
+	"github.com/dbus-project/dbus/plugins/kafka"
+	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
+	"github.com/dbus-project/dbus/plugins/mysqlbinlog"
+)
+
+// viaKafka runs MysqlbinlogInput -> KafkaOutput (kfake on loopback) over
+// the range and measures until every row was acknowledged by the broker.
+func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
+	// A fresh broker per run: kfake keeps every record in memory and slows
+	// down as its log grows.
+	cl := kfaketest.Start(b, 1, 8, []string{"dbus_bench.t"})
+	defer cl.Close()
+	seeds := cl.SeedList()
+	reg := engine.NewRegistry()
+	if err := mysqlbinlog.Register(reg); err != nil {
+		b.Fatal(err)
+	}
+	kafka.Register(reg)
+	conf := fmt.Sprintf(`inputs:
+  - name: bl
+    class: MysqlbinlogInput
+    addr: %q
+    user: %q
+    password: %q
+    server_id: %d
+    start: file
+    start_file: %s
+    start_pos: %d
+    include: [dbus_bench]
+outputs:
+  - name: kafka
+    class: KafkaOutput
+    match: [bl]
+    brokers: %s
+    topic: "{db}.{table}"
+    profile: throughput
+    compression: none
+    in_flight: 8
+`, addr, user, pw, 61000+time.Now().UnixNano()%10000, r.start.File, r.start.Pos, seeds)
+	cfg, err := engine.Parse("bench.yaml", []byte(conf), reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sup, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- sup.Run(ctx) }()
+	acked := func() uint64 {
+		for _, s := range sup.Stats() {
+			if s.Name == "kafka" {
+				return s.Out
+			}
+		}
+		return 0
+	}
+	var first, last time.Time
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		n := acked()
+		if n > 0 && first.IsZero() {
+			first = time.Now()
+		}
+		if n >= benchRows {
+			last = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d rows acked by Kafka after 5 minutes", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return run{rows: int(acked()), wall: last.Sub(began), steady: last.Sub(first)}
+}
+
+// BenchmarkBinlogToKafka compares binlog -> KafkaOutput (acks=all,
+// idempotent, on an in-process kfake cluster) with the bare go-mysql
+// decoding loop over the same range in the same run.
+func BenchmarkBinlogToKafka(b *testing.B) {
+	addr, user, pw := testenv.MySQL(b)
+	r := loaded(b, addr, user, pw)
+	bare(b, addr, user, pw, r) // warm-up
+	viaKafka(b, addr, user, pw, r)
+	var ratios, bareRates, kafkaRates []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var x, y run
+		if i%2 == 0 {
+			x = measure("bare", func() run { return bare(b, addr, user, pw, r) })
+			y = measure("kafka", func() run { return viaKafka(b, addr, user, pw, r) })
+		} else {
+			y = measure("kafka", func() run { return viaKafka(b, addr, user, pw, r) })
+			x = measure("bare", func() run { return bare(b, addr, user, pw, r) })
+		}
+		ratios = append(ratios, y.rate()/x.rate())
+		bareRates, kafkaRates = append(bareRates, x.rate()), append(kafkaRates, y.rate())
+		b.Logf("run %d: bare %.0f rows/s | binlog->kafka %.0f rows/s %.0f cpu_ns/row | ratio %.3f", i, x.rate(), y.rate(), y.cpuNs(), y.rate()/x.rate())
+	}
+	b.StopTimer()
+	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(med(bareRates), "bare_rows/s")
+	b.ReportMetric(med(kafkaRates), "kafka_rows/s")
+	b.ReportMetric(med(ratios), "ratio")
+}
