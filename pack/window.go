@@ -32,6 +32,7 @@ type Window struct {
 
 	local    uint64 // producer's next sequence; published to next by Publish
 	lowCache uint64 // producer's last read of low (low only grows)
+	hasToks  bool   // producer: a token was ever stored (else toks is never touched)
 
 	mu      sync.Mutex // guards ckpt*, serialises Advance
 	ckptOff int64
@@ -119,7 +120,9 @@ func (w *Window) Track(ctx context.Context, p *Packet) error {
 	s.boundary = p.Flags&FlagBoundary != 0
 	if s.boundary {
 		s.off = p.Pos.Offset
-		if t := &w.toks[seq&w.mask]; len(p.Pos.Token) > 0 || len(*t) > 0 {
+		if len(p.Pos.Token) > 0 || w.hasToks {
+			w.hasToks = true
+			t := &w.toks[seq&w.mask]
 			*t = append((*t)[:0], p.Pos.Token...)
 		}
 	}
@@ -150,6 +153,7 @@ func (w *Window) Mark(ctx context.Context, off int64, tok []byte) error {
 	s := &w.slots[seq&w.mask]
 	s.boundary = true
 	s.off = off
+	w.hasToks = w.hasToks || len(tok) > 0
 	w.toks[seq&w.mask] = append(w.toks[seq&w.mask][:0], tok...)
 	s.done.Store(seq + 1)
 	w.local = seq + 1
