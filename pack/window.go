@@ -112,9 +112,12 @@ func (w *Window) reserve(ctx context.Context) (uint64, error) {
 // a boundary) and ties p's release to this window. It blocks while the
 // window is full (the oldest in-flight packet is not done yet).
 func (w *Window) Track(ctx context.Context, p *Packet) error {
-	seq, err := w.reserve(ctx)
-	if err != nil {
-		return err
+	seq := w.local
+	if seq-w.lowCache >= uint64(len(w.slots)) { // rare: refresh low or wait
+		var err error
+		if seq, err = w.reserve(ctx); err != nil {
+			return err
+		}
 	}
 	s := &w.slots[seq&w.mask]
 	s.boundary = p.Flags&FlagBoundary != 0

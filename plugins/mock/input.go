@@ -59,10 +59,11 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		seqs[i] = NewSeq(next[i])
 	}
 	var (
-		start   = time.Now()
-		emitted int64
-		cur     int
-		done    int
+		start     = time.Now()
+		startNano = start.UnixNano()
+		emitted   int64
+		cur       int
+		done      int
 	)
 	for done < in.streams {
 		if emitted&255 == 0 && ctx.Err() != nil {
@@ -105,7 +106,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			p.Key = append(p.Key[:0], 'k')
 			p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
 		}
-		p.Ts = start.UnixNano() + emitted
+		p.Ts = startNano + emitted
 		p.Pos.Offset = seq + 1
 		p.Flags |= pack.FlagBoundary
 		if err := ic.Emit(ctx, streams[i], p); err != nil {
