@@ -187,7 +187,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var rep *reporter
 	if o.dryrun {
 		rep = newReporter(e, stderr)
-		go rep.loop(ctx, o.report)
+		repCtx, stopRep := context.WithCancel(ctx)
+		repDone := make(chan struct{})
+		go func() {
+			defer close(repDone)
+			rep.loop(repCtx, o.report)
+		}()
+		// The reporter writes to stderr: it must be gone before run returns.
+		defer func() { stopRep(); <-repDone }()
 	}
 	log.Info("dbusd starting", "version", Version, "config", cfg.File, "dryrun", o.dryrun, "plugins", len(cfg.Plugins))
 	runErr := e.Run(ctx)
