@@ -203,7 +203,6 @@ func TestClusterBadInput(t *testing.T) {
 	})
 }
 
-
 // TestClusterSampleConfig: etc/cluster.yaml parses, and its cluster
 // section is valid.
 func TestClusterSampleConfig(t *testing.T) {
