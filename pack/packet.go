@@ -15,7 +15,8 @@ const (
 
 // Pos is a source position token: an offset (Kafka offset, file offset,
 // binlog position) and an optional opaque token (a GTID set, a file name).
-// Token is a reusable buffer owned by the packet.
+// Token is a reusable buffer owned by the packet. The offset of a
+// checkpointable position is never math.MinInt64 (the window reserves it).
 type Pos struct {
 	Offset int64
 	Token  []byte

@@ -2,6 +2,7 @@ package pack
 
 import (
 	"context"
+	"math"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -49,10 +50,15 @@ type wslot struct {
 	// consecutive packets stores one end for the whole run (one atomic
 	// store per run instead of per packet). Values from earlier laps of
 	// the ring are <= the current sequence and so read as "not done".
-	done     atomic.Uint64
-	off      int64
-	boundary bool
+	done atomic.Uint64
+	// off is the boundary position's offset, or noBoundary: 16-byte slots
+	// keep the ring, written once per packet, small in the CPU cache.
+	off int64
 }
+
+// noBoundary marks a slot without a checkpointable position (offsets of
+// boundary positions are never math.MinInt64).
+const noBoundary = math.MinInt64
 
 // NewWindow returns a window that tracks up to size in-flight sequences;
 // size must be a power of two.
@@ -120,8 +126,9 @@ func (w *Window) Track(ctx context.Context, p *Packet) error {
 		}
 	}
 	s := &w.slots[seq&w.mask]
-	s.boundary = p.Flags&FlagBoundary != 0
-	if s.boundary {
+	if p.Flags&FlagBoundary == 0 {
+		s.off = noBoundary
+	} else {
 		s.off = p.Pos.Offset
 		if len(p.Pos.Token) > 0 || w.hasToks {
 			w.hasToks = true
@@ -154,7 +161,6 @@ func (w *Window) Mark(ctx context.Context, off int64, tok []byte) error {
 		return err
 	}
 	s := &w.slots[seq&w.mask]
-	s.boundary = true
 	s.off = off
 	w.hasToks = w.hasToks || len(tok) > 0
 	w.toks[seq&w.mask] = append(w.toks[seq&w.mask][:0], tok...)
@@ -189,7 +195,7 @@ func (w *Window) Advance() uint64 {
 		// checkpoint.
 		for seq := end; seq > low; {
 			seq--
-			if s := &w.slots[seq&w.mask]; s.boundary {
+			if s := &w.slots[seq&w.mask]; s.off != noBoundary {
 				w.ckptOff = s.off
 				w.ckptTok = append(w.ckptTok[:0], w.toks[seq&w.mask]...)
 				w.ckptSeq = seq
