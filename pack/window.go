@@ -2,8 +2,8 @@ package pack
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
