@@ -174,3 +174,32 @@ func TestEngineReadmePluginReferenceIsCurrent(t *testing.T) {
 		t.Fatalf("README plugin reference is stale: run `make docs`")
 	}
 }
+
+// TestEngineReadmeConfigExampleParses keeps the README's configuration
+// example valid: it is parsed and built (offline) like a real config.
+func TestEngineReadmeConfigExampleParses(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "## Configuration")
+	if i < 0 {
+		t.Fatal("README lacks the Configuration section")
+	}
+	start := strings.Index(s[i:], "```yaml\n")
+	end := strings.Index(s[i+start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README's Configuration section has no yaml block")
+	}
+	example := s[i+start+8 : i+start+8+end]
+	dir := t.TempDir()
+	f := filepath.Join(dir, "readme.yaml")
+	if err := os.WriteFile(f, []byte(example), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-t", "-offline", "-conf", f}, &out, &errb); code != 0 {
+		t.Fatalf("README config example is invalid:\n%s\n%s", errb.String(), example)
+	}
+}
