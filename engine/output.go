@@ -166,8 +166,8 @@ func (or *outputRunner) ack(batch []*pack.Packet) {
 	var b uint64
 	for _, p := range batch {
 		b += uint64(len(p.Payload))
-		or.rel.Release(p)
 	}
+	or.rel.ReleaseAll(batch)
 	or.stats.out.Add(uint64(len(batch)))
 	or.stats.bytes.Add(b)
 }

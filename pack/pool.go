@@ -323,7 +323,28 @@ func (r *Releaser) Local(p *Pool) { r.local = p }
 // ReleaseAll releases every packet of batch.
 func (r *Releaser) ReleaseAll(batch []*Packet) {
 	for _, pk := range batch {
-		r.Release(pk)
+		// Fast path, inlined: the sole holder of a pooled packet with no
+		// parent (the common case at an output). Anything else takes
+		// Release.
+		pl := pk.pool
+		if pk.refs.Load() != 1 || pk.parent != nil || pl == nil {
+			r.Release(pk)
+			continue
+		}
+		if w := pk.win; w != nil {
+			if r.run.win == w && pk.Seq == r.run.end && r.run.end-r.run.start < uint64(len(w.slots)) {
+				r.run.end++
+			} else {
+				r.flushRun()
+				r.run.win, r.run.start, r.run.end = w, pk.Seq, pk.Seq+1
+			}
+		}
+		if pl != r.pool || len(r.buf) == cap(r.buf) {
+			r.Flush()
+			r.pool = pl
+		}
+		r.bytes += pl.prepare(pk)
+		r.buf = append(r.buf, pk)
 	}
 }
 
