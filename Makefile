@@ -56,9 +56,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzAPIAdminSection -fuzztime $(FUZZTIME) ./engine/admin/
 	$(GO) test -run XXX -fuzz FuzzParseJSON -fuzztime $(FUZZTIME) ./plugins/parse/
 
-# Long soaks and kill loops (minutes); CI runs short versions of each.
+# Long soaks and kill loops (minutes; needs the services, see
+# services-start); CI runs short versions of each: a 30 s Kafka broker
+# outage, a one-minute ZooKeeper outage, 20x longer cluster process runs,
+# and the kill -9 loops.
 soak:
-	DBUS_SOAK=1 $(GO) test -race -timeout 60m -run 'Soak|Kill' -v $(PKGS)
+	DBUS_SOAK=1 DBUS_KAFKA_SOAK=1 DBUS_TEST_ZK_OUTAGE=60s $(GO) test -count=1 -timeout 60m \
+		-run 'Kill|BrokerDown|Outage|ClusterProcess|Rebalance' -v ./plugins/kafka/ ./plugins/mysqlbinlog/ ./cluster/
 
 services-start:
 	bash .ci/services.sh start
