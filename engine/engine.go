@@ -726,8 +726,9 @@ func (e *Engine) Uptime() time.Duration {
 	return time.Since(e.startTime)
 }
 
-// sleepCtx sleeps d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx ends and reports whether d elapsed: the
+// backoff wait plugins and the engine share.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -82,7 +82,7 @@ func (ir *inputRunner) run() {
 		ir.log.Error("input failed: restarting", "err", err, "panicked", panicked, "backoff", backoff)
 		// Hand on what was emitted before the failure.
 		ir.Flush(e.hardCtx)
-		if !sleepCtx(e.inCtx, backoff) {
+		if !Sleep(e.inCtx, backoff) {
 			break
 		}
 		if panicked {
@@ -183,7 +183,7 @@ func (ir *inputRunner) CloseStream(ctx context.Context, s *Stream) error {
 	}
 	wait := 100 * time.Microsecond
 	for !s.win.Drained() {
-		if !sleepCtx(ctx, wait) {
+		if !Sleep(ctx, wait) {
 			return fmt.Errorf("close stream %s: %d packets still in flight: %w", s.key, s.InFlight(), ctx.Err())
 		}
 		wait = min(wait*2, 10*time.Millisecond)

@@ -132,7 +132,7 @@ func (or *outputRunner) onPanic(r any) error {
 	or.panics++
 	e.log.Error("output panicked: restarting it", "output", or.n.name(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	backoff := min(e.cfg.Engine.RestartBackoff<<min(or.panics-1, 8), 10*time.Second)
-	sleepCtx(e.hardCtx, backoff)
+	Sleep(e.hardCtx, backoff)
 	if inst, err := construct(or.n.pc); err == nil {
 		if e.opts.DryRun {
 			if dr, ok := inst.(DryRunner); ok {
@@ -236,7 +236,7 @@ func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packe
 	for attempt := 0; len(batch) > 0; attempt++ {
 		if attempt > 0 {
 			or.stats.retries.Add(1)
-			if !sleepCtx(e.hardCtx, backoff) {
+			if !Sleep(e.hardCtx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, max(or.n.pc.RetryBackoffMax, or.n.pc.RetryBackoff))

@@ -188,7 +188,7 @@ func (c *chain) onPanic(p *pack.Packet, handled bool, r any) {
 	}
 	// Replace the instance; back off on repeated panics.
 	backoff := e.cfg.Engine.RestartBackoff << min(c.panics-1, 8)
-	sleepCtx(e.hardCtx, min(backoff, 10*time.Second))
+	Sleep(e.hardCtx, min(backoff, 10*time.Second))
 	if inst, err := construct(c.n.pc); err == nil {
 		if old, ok := c.f.(Closer); ok {
 			old.Close(e.hardCtx)

@@ -217,7 +217,7 @@ func (in *Input) runTail(ctx context.Context, ic engine.InputContext) error {
 			}
 			lastScan = time.Now()
 		}
-		if !sleep(ctx, in.poll) {
+		if !engine.Sleep(ctx, in.poll) {
 			return nil
 		}
 	}
@@ -410,17 +410,6 @@ func (in *Input) checkTail(log *slog.Logger, tf *tailFile) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // ---- historical mode ----
 

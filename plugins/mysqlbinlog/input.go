@@ -135,7 +135,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err := ic.Flush(ctx); err != nil {
 			return err
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !engine.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(backoff*2, in.cfg.MaxBackoff)
@@ -168,7 +168,7 @@ func (in *Input) preflightRetry(ctx context.Context, log *slog.Logger) (*serverI
 			return nil, err
 		}
 		log.Warn("binlog source unreachable: retrying", "addr", in.cfg.Addr, "err", err, "backoff", backoff)
-		if !sleepCtx(ctx, backoff) {
+		if !engine.Sleep(ctx, backoff) {
 			return nil, ctx.Err()
 		}
 		backoff = min(backoff*2, in.cfg.MaxBackoff)
@@ -469,17 +469,6 @@ func (r *runSink) boundary(d *decoder) error {
 func (r *runSink) heartbeat(d *decoder) {
 	if r.stream == nil || r.stream.pending() == 0 {
 		r.in.lagNs.Store(0)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
