@@ -213,22 +213,11 @@ func viaDbus(b *testing.B, addr, user, pw string, r binlogRange) run {
 	}
 	out := &countOutput{done: make(chan struct{})}
 	reg.MustRegister(engine.Spec{Class: "Count", Kind: engine.KindOutput, NewOutput: func(*engine.Conf) (engine.Output, error) { return out, nil }})
-	yaml := fmt.Sprintf(`inputs:
-  - name: bl
-    class: MysqlbinlogInput
-    addr: %q
-    user: %q
-    password: %q
-    server_id: %d
-    start: file
-    start_file: %s
-    start_pos: %d
-    include: [dbus_bench]
-outputs:
+	yaml := binlogInputYAML(addr, user, pw, r, 60000) + `outputs:
   - name: out
     class: Count
     match: [bl]
-`, addr, user, pw, 60000+time.Now().UnixNano()%10000, r.start.File, r.start.Pos)
+`
 	cfg, err := engine.Parse("bench.yaml", []byte(yaml), reg)
 	if err != nil {
 		b.Fatal(err)
@@ -307,4 +296,21 @@ func BenchmarkBinlog(b *testing.B) {
 	b.ReportMetric(median(func(i int) float64 { return ds[i].cpuNs() - bs[i].cpuNs() }), "overhead_cpu_ns/row")
 	b.ReportMetric(median(func(i int) float64 { return bs[i].allocs1() }), "bare_allocs/row")
 	b.ReportMetric(median(func(i int) float64 { return ds[i].allocs1() }), "dbus_allocs/row")
+}
+
+// binlogInputYAML is the inputs: block both dbus paths read the range
+// with; serverBase spreads the replica server ids of successive runs.
+func binlogInputYAML(addr, user, pw string, r binlogRange, serverBase int64) string {
+	return fmt.Sprintf(`inputs:
+  - name: bl
+    class: MysqlbinlogInput
+    addr: %q
+    user: %q
+    password: %q
+    server_id: %d
+    start: file
+    start_file: %s
+    start_pos: %d
+    include: [dbus_bench]
+`, addr, user, pw, serverBase+time.Now().UnixNano()%10000, r.start.File, r.start.Pos)
 }

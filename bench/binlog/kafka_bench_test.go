@@ -27,18 +27,7 @@ func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
 		b.Fatal(err)
 	}
 	kafka.Register(reg)
-	conf := fmt.Sprintf(`inputs:
-  - name: bl
-    class: MysqlbinlogInput
-    addr: %q
-    user: %q
-    password: %q
-    server_id: %d
-    start: file
-    start_file: %s
-    start_pos: %d
-    include: [dbus_bench]
-outputs:
+	conf := binlogInputYAML(addr, user, pw, r, 61000) + fmt.Sprintf(`outputs:
   - name: kafka
     class: KafkaOutput
     match: [bl]
@@ -47,7 +36,7 @@ outputs:
     profile: throughput
     compression: none
     in_flight: 8
-`, addr, user, pw, 61000+time.Now().UnixNano()%10000, r.start.File, r.start.Pos, seeds)
+`, seeds)
 	cfg, err := engine.Parse("bench.yaml", []byte(conf), reg)
 	if err != nil {
 		b.Fatal(err)
