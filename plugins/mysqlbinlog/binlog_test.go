@@ -45,7 +45,23 @@ func TestBinlogColumnTypesRoundTrip(t *testing.T) {
 		'', '', '', '', '', 0x00000000, '', '', 0x00,
 		'c', '', b'0', 0, '[]', 0)`)
 	d.exec(`INSERT INTO types (id) VALUES (3)`)
-	p := startPipeline(t, d, fileStart(start), engine.NewMemoryStore())
+	// Both row decoders write the same values.
+	for _, dec := range []string{"native", "go-mysql"} {
+		t.Run(dec, func(t *testing.T) {
+			p := startPipeline(t, d, fileStart(start)+"\ndecoder: "+dec, engine.NewMemoryStore())
+			checkTypesRows(t, d, p)
+			wantNative := uint64(0)
+			if dec == "native" {
+				wantNative = 3
+			}
+			if n := p.input.NativeRows(); n != wantNative {
+				t.Errorf("%d rows decoded natively, want %d", n, wantNative)
+			}
+		})
+	}
+}
+
+func checkTypesRows(t *testing.T, d *db, p *pipeline) {
 	rows := decodeAll(t, p.wait(3, 20*time.Second))
 	want1 := map[string]string{
 		"id": `1`, "ti": `-128`, "tiu": `255`, "si": `-32768`, "siu": `65535`, "mi": `-8388608`, "miu": `16777215`,

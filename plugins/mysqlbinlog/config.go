@@ -46,6 +46,9 @@ type Config struct {
 	Kinds       []string
 	MaxRowBytes int64 // row changes larger than this are counted (and still emitted)
 	SchemaFile  string
+	// Decoder of row images: "native" (dbus reads them straight into
+	// JSON, go-mysql for the types it does not know) or "go-mysql".
+	Decoder string
 }
 
 // DefaultConfig returns the defaults of every optional setting.
@@ -54,7 +57,7 @@ func DefaultConfig() Config {
 		User: "dbus", Flavor: "auto", Start: "current", UseGTID: true, OnPurged: "fail",
 		Heartbeat: time.Second, ReadTimeout: 10 * time.Second, ConnectTimeout: 10 * time.Second,
 		ReconnectBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
-		MaskValue: "***", MaxRowBytes: 1 << 20,
+		MaskValue: "***", MaxRowBytes: 1 << 20, Decoder: "native",
 	}
 }
 
@@ -75,6 +78,11 @@ func (c *Config) Validate() error {
 	case "auto", "mysql", "mariadb":
 	default:
 		return fmt.Errorf("flavor %q: want auto, mysql or mariadb", c.Flavor)
+	}
+	switch c.Decoder {
+	case "native", "go-mysql":
+	default:
+		return fmt.Errorf("decoder %q: want native or go-mysql", c.Decoder)
 	}
 	switch c.Start {
 	case "current", "earliest":
@@ -136,6 +144,7 @@ var spec = engine.Spec{
 		{Name: "kinds", Type: engine.TypeStrings, Doc: "Change kinds kept: insert, update, delete (empty: all)."},
 		{Name: "max_row_bytes", Type: engine.TypeSize, Default: int64(1 << 20), Doc: "Row changes with a larger payload are counted, logged with their position and marked with attribute oversize=true; they are still emitted (outputs that reject them route them to the dead-letter output). 0: no limit."},
 		{Name: "schema_file", Type: engine.TypeString, Default: "", Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},
+		{Name: "decoder", Type: engine.TypeString, Default: "native", Enum: []string{"native", "go-mysql"}, Doc: "Row image decoder: native reads row images straight into JSON (tables with old-format temporal, MySQL JSON, geometry or vector columns, compressed and partial-JSON events still use go-mysql); go-mysql decodes every row with go-mysql (same output, slower)."},
 	},
 	NewInput: func(c *engine.Conf) (engine.Input, error) { return newInput(c) },
 }
@@ -177,6 +186,7 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.Kinds = c.Strings("kinds")
 	cfg.MaxRowBytes = c.Size("max_row_bytes")
 	cfg.SchemaFile = c.String("schema_file")
+	cfg.Decoder = c.String("decoder")
 	if err := cfg.Validate(); err != nil {
 		return cfg, &engine.ConfigError{File: c.File, Line: c.Line, Msg: fmt.Sprintf("%s (%s): %v", c.Name, c.Class, err)}
 	}

@@ -9,11 +9,12 @@ import (
 // sink receives what the decoder makes of the event stream. Its methods
 // are called from the decoder's goroutine, in binlog order.
 type sink interface {
-	// row is one row change (per-row mode): before is nil for an insert,
-	// after is nil for a delete.
-	row(d *decoder, t *table, kind Kind, before, after []any) error
-	// rowsEvent is one whole rows event (per-event mode).
-	rowsEvent(d *decoder, t *table, kind Kind, ev *replication.RowsEvent) error
+	// row is one row change (per-row mode), the decoder's current row:
+	// encode it with d.appendRowBody or d.appendRow.
+	row(d *decoder, t *table, kind Kind) error
+	// rowsEvent is one whole rows event (per-event mode), the decoder's
+	// current event: encode it with d.appendEvent.
+	rowsEvent(d *decoder, t *table, kind Kind) error
 	// boundary is the end of a transaction (XID, COMMIT, or a DDL or other
 	// standalone statement): d.committed() is a safe resume position.
 	boundary(d *decoder) error
@@ -45,8 +46,19 @@ type decoder struct {
 	head   []byte
 	offset int64
 
+	// The rows event being handed to the sink: go-mysql's decoded rows
+	// (ev), or images the native decoder parsed (raws; native set). In
+	// per-row mode cur is the index of the current row's first image.
+	native bool
+	ev     *replication.RowsEvent
+	raws   []rawRow
+	nraws  int
+	cur    int
+
 	// Counters (read by the owner's goroutine only).
 	rows, txns uint64
+	// nativeEvents counts rows events decoded natively (tests).
+	nativeEvents uint64
 }
 
 func newDecoder(mariadb bool, f *filters, hist *history, start Position, perEvent bool, mask string) (*decoder, error) {
@@ -79,17 +91,24 @@ func (d *decoder) where(h *replication.EventHeader) string {
 	return fmt.Sprintf("%s:%d", d.file, start)
 }
 
-func (d *decoder) handle(ev *replication.BinlogEvent, s sink) error {
-	return d.handleEvent(ev.Header, ev.Event, s)
+func (d *decoder) handle(ev streamEvent, s sink) error {
+	return d.handleEvent(ev.ev.Header, ev.ev.Event, ev.raw, s)
 }
 
-func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, s sink) error {
+func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, raw []rawRows, s sink) error {
 	if h.Timestamp != 0 {
 		d.lastTs = h.Timestamp
 	}
 	switch e := e.(type) {
 	case *replication.RowsEvent:
-		return d.rowsEvent(h, e, s)
+		var r *rawRows
+		for i := range raw {
+			if raw[i].e == e {
+				r = &raw[i]
+				break
+			}
+		}
+		return d.rowsEvent(h, e, r, s)
 	case *replication.TableMapEvent:
 		return d.tableMap(h, e)
 	case *replication.XIDEvent:
@@ -124,7 +143,7 @@ func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, s
 		for _, inner := range e.Events {
 			ih := *inner.Header
 			ih.LogPos = h.LogPos // inner events carry no usable position
-			if err := d.handleEvent(&ih, inner.Event, s); err != nil {
+			if err := d.handleEvent(&ih, inner.Event, raw, s); err != nil {
 				return err
 			}
 		}
@@ -210,7 +229,10 @@ func (d *decoder) tableMap(h *replication.EventHeader, tm *replication.TableMapE
 	return nil
 }
 
-func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent, s sink) error {
+// rowsEvent hands a rows event's row changes to s. raw is non-nil when
+// go-mysql left the row images undecoded (rowsHook): they are decoded here,
+// natively when the table and event type allow it, else by go-mysql.
+func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent, raw *rawRows, s sink) error {
 	t := d.tables[e.TableID]
 	if t == nil {
 		return fmt.Errorf("rows event at %s for table id %d without a table map", d.where(h), e.TableID)
@@ -232,69 +254,145 @@ func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent
 	if t.kinds&(1<<kind) == 0 {
 		return nil
 	}
-	for _, sk := range e.SkippedColumns {
-		if len(sk) > 0 {
-			return fmt.Errorf("rows event of %s.%s at %s has partial row images: set binlog_row_image=FULL on the server", t.db, t.name, d.where(h))
+	d.native = raw != nil && t.native && nativeEvent(h.EventType)
+	if d.native {
+		if err := d.parseRaw(t, kind, e, raw); err != nil {
+			return fmt.Errorf("rows event of %s.%s at %s: %w", t.db, t.name, d.where(h), err)
 		}
+		d.nativeEvents++
+	} else if raw != nil {
+		if err := e.DecodeData(raw.pos, raw.data); err != nil {
+			return fmt.Errorf("rows event of %s.%s at %s: %w", t.db, t.name, d.where(h), err)
+		}
+	}
+	if !d.native {
+		for _, sk := range e.SkippedColumns {
+			if len(sk) > 0 {
+				return fmt.Errorf("rows event of %s.%s at %s has partial row images: %s", t.db, t.name, d.where(h), partialImageHint)
+			}
+		}
+		if kind == KindUpdate && len(e.Rows)%2 != 0 {
+			return fmt.Errorf("update rows event of %s.%s at %s: odd number of row images", t.db, t.name, d.where(h))
+		}
+		d.ev = e
+		d.nraws = len(e.Rows)
 	}
 	d.src.file, d.src.pos, d.src.gtid = d.file, h.LogPos, d.gtid.current()
 	d.offset = fileSeq(d.file)<<32 | int64(h.LogPos)
+	step := 1
+	if kind == KindUpdate {
+		step = 2
+	}
 	if d.perEvent {
-		d.rows += uint64(len(e.Rows))
-		if err := s.rowsEvent(d, t, kind, e); err != nil {
-			return err
-		}
-		return nil
+		d.rows += uint64(d.eventChanges(kind))
+		return s.rowsEvent(d, t, kind)
 	}
 	d.head = appendHead(d.head[:0], &d.src, t, kind)
-	switch kind {
-	case KindInsert:
-		for _, r := range e.Rows {
-			d.rows++
-			if err := s.row(d, t, kind, nil, r); err != nil {
-				return err
-			}
-		}
-	case KindDelete:
-		for _, r := range e.Rows {
-			d.rows++
-			if err := s.row(d, t, kind, r, nil); err != nil {
-				return err
-			}
-		}
-	case KindUpdate:
-		if len(e.Rows)%2 != 0 {
-			return fmt.Errorf("update rows event of %s.%s at %s: odd number of row images", t.db, t.name, d.where(h))
-		}
-		for i := 0; i+1 < len(e.Rows); i += 2 {
-			d.rows++
-			if err := s.row(d, t, kind, e.Rows[i], e.Rows[i+1]); err != nil {
-				return err
-			}
+	for d.cur = 0; d.cur+step-1 < d.nraws; d.cur += step {
+		d.rows++
+		if err := s.row(d, t, kind); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// appendEvent encodes a whole rows event (per-event mode).
-func (d *decoder) appendEvent(dst []byte, t *table, kind Kind, e *replication.RowsEvent) ([]byte, error) {
+const partialImageHint = "set binlog_row_image=FULL on the server"
+
+// parseRaw parses the row images of a natively decoded event into d.raws.
+func (d *decoder) parseRaw(t *table, kind Kind, e *replication.RowsEvent, raw *rawRows) error {
+	n := len(t.cols)
+	if int(e.ColumnCount) != n {
+		return fmt.Errorf("the event has %d columns, the table map %d", e.ColumnCount, n)
+	}
+	if !fullBitmap(e.ColumnBitmap1, n) || kind == KindUpdate && !fullBitmap(e.ColumnBitmap2, n) {
+		return fmt.Errorf("partial row images: %s", partialImageHint)
+	}
+	data, pos := raw.data, raw.pos
+	d.nraws = 0
+	var err error
+	for pos < len(data) {
+		for img := 0; img < 1 || img < 2 && kind == KindUpdate; img++ {
+			if d.nraws == len(d.raws) {
+				d.raws = append(d.raws, rawRow{})
+			}
+			bm := e.ColumnBitmap1
+			if img == 1 {
+				bm = e.ColumnBitmap2
+			}
+			if pos, err = t.parseImage(&d.raws[d.nraws], data, pos, bm, n); err != nil {
+				return fmt.Errorf("row %d: %w", d.nraws, err)
+			}
+			d.nraws++
+		}
+	}
+	return nil
+}
+
+// images returns the current row's before and after images (per-row
+// mode), as the go-mysql or the native representation.
+func (d *decoder) imagesAny(kind Kind, i int) (before, after anyRow) {
+	switch kind {
+	case KindInsert:
+		return nil, d.ev.Rows[i]
+	case KindDelete:
+		return d.ev.Rows[i], nil
+	}
+	return d.ev.Rows[i], d.ev.Rows[i+1]
+}
+
+func (d *decoder) imagesRaw(kind Kind, i int) (before, after *rawRow) {
+	switch kind {
+	case KindInsert:
+		return nil, &d.raws[i]
+	case KindDelete:
+		return &d.raws[i], nil
+	}
+	return &d.raws[i], &d.raws[i+1]
+}
+
+// appendRowBody appends the current row's payload after the head (see
+// appendRowBody) and, unless key is nil, its Kafka key to *key.
+func (d *decoder) appendRowBody(dst []byte, key *[]byte, t *table, kind Kind) ([]byte, error) {
+	if d.native {
+		b, a := d.imagesRaw(kind, d.cur)
+		return appendRowBody(dst, key, t, b, a, d.mask)
+	}
+	b, a := d.imagesAny(kind, d.cur)
+	return appendRowBody(dst, key, t, b, a, d.mask)
+}
+
+// appendRow appends the current row change's whole payload.
+func (d *decoder) appendRow(dst []byte, t *table, kind Kind) ([]byte, error) {
+	dst = appendHead(dst, &d.src, t, kind)
+	return d.appendRowBody(dst, nil, t, kind)
+}
+
+// eventChanges is the number of row changes in the current rows event.
+func (d *decoder) eventChanges(kind Kind) int {
+	if kind == KindUpdate {
+		return d.nraws / 2
+	}
+	return d.nraws
+}
+
+// appendEvent encodes the current rows event whole (per-event mode).
+func (d *decoder) appendEvent(dst []byte, t *table, kind Kind) ([]byte, error) {
 	dst = appendEventStart(dst, &d.src, t, kind)
 	var err error
 	step := 1
 	if kind == KindUpdate {
 		step = 2
 	}
-	for i := 0; i+step-1 < len(e.Rows); i += step {
-		var before, after []any
-		switch kind {
-		case KindInsert:
-			after = e.Rows[i]
-		case KindDelete:
-			before = e.Rows[i]
-		case KindUpdate:
-			before, after = e.Rows[i], e.Rows[i+1]
+	for i := 0; i+step-1 < d.nraws; i += step {
+		if d.native {
+			b, a := d.imagesRaw(kind, i)
+			dst, err = appendEventRow(dst, t, i == 0, b, a, d.mask)
+		} else {
+			b, a := d.imagesAny(kind, i)
+			dst, err = appendEventRow(dst, t, i == 0, b, a, d.mask)
 		}
-		if dst, err = appendEventRow(dst, t, i == 0, before, after, d.mask); err != nil {
+		if err != nil {
 			return dst, err
 		}
 	}

@@ -33,17 +33,25 @@
 //     Key: "db.table" + JSON array of primary key values (just
 //     "db.table" without a primary key). Attributes db, table, kind (and
 //     oversize=true above max_row_bytes).
-//  5. Column names and types come from the table map when the server logs
+//  5. Row images are decoded by the native decoder (native.go): straight
+//     from the event bytes into the payload, in the Run goroutine, no
+//     value boxed per row; go-mysql's parser goroutine only reads events
+//     and their headers. Tables with a column type it does not know
+//     (old-format temporal, MySQL binary JSON, geometry, vector) and
+//     MariaDB compressed or MySQL partial-JSON events fall back to
+//     go-mysql's row decoding, with the same output; decoder: go-mysql
+//     forces that path everywhere.
+//  6. Column names and types come from the table map when the server logs
 //     full row metadata (binlog_row_metadata=FULL), else from the schema
 //     history (history.go, ddl.go) kept in schema_file. A table whose
 //     schema is not provably known stops the input with an error; it is
 //     never decoded with a guessed or current schema.
-//  6. Errors: network loss and server restarts reconnect with backoff from
+//  7. Errors: network loss and server restarts reconnect with backoff from
 //     the last boundary (Reconnects counts them); server settings, grants,
 //     credentials, purged positions (on_purged: fail) and undecodable
 //     events return a fatal error naming what to change; the engine
 //     restarts the input with its own backoff, so a fixed server is picked
 //     up without restarting dbusd.
-//  7. Lag, Oversize, Reconnects and Rows are safe to call from any
+//  8. Lag, Oversize, Reconnects, Rows and NativeRows are safe to call from any
 //     goroutine (metrics).
 package mysqlbinlog

@@ -39,12 +39,29 @@ type rowSource struct {
 	tsMs     int64 // commit time, Unix milliseconds
 }
 
+// rowT is a row image to encode: go-mysql's decoded values (anyRow) or a
+// raw image the native decoder parsed (*rawRow). The nil value of either
+// is "no image" (the before of an insert, the after of a delete).
+type rowT interface {
+	appendColumn(dst []byte, c *column, i int, mask string) ([]byte, error)
+	isNil() bool
+}
+
+// anyRow is a row as go-mysql decodes it.
+type anyRow []any
+
+func (r anyRow) appendColumn(dst []byte, c *column, i int, mask string) ([]byte, error) {
+	return appendColumn(dst, c, r, i, mask)
+}
+
+func (r anyRow) isNil() bool { return r == nil }
+
 // appendRow appends the JSON of one row change (per-row mode):
 //
 //	{"source":{"file":..,"pos":..,"gtid":..,"server_id":..},"db":..,"table":..,
 //	 "kind":"update","ts_ms":..,"columns":[{"name":..,"type":..}],"pk":[..],
 //	 "key":{..},"before":{..}|null,"after":{..}|null}
-func appendRow(dst []byte, src *rowSource, t *table, kind Kind, before, after []any, mask string) ([]byte, error) {
+func appendRow[R rowT](dst []byte, src *rowSource, t *table, kind Kind, before, after R, mask string) ([]byte, error) {
 	dst = appendHead(dst, src, t, kind)
 	return appendRowBody(dst, nil, t, before, after, mask)
 }
@@ -53,9 +70,9 @@ func appendRow(dst []byte, src *rowSource, t *table, kind Kind, before, after []
 // every row of a rows event) in a per-row payload. Unless key is nil, it
 // appends the row's Kafka key (see appendKey) to *key, copying the primary
 // key values from the payload instead of encoding them twice.
-func appendRowBody(dst []byte, key *[]byte, t *table, before, after []any, mask string) ([]byte, error) {
+func appendRowBody[R rowT](dst []byte, key *[]byte, t *table, before, after R, mask string) ([]byte, error) {
 	pkRow := after
-	if pkRow == nil {
+	if pkRow.isNil() {
 		pkRow = before
 	}
 	var err error
@@ -77,7 +94,7 @@ func appendRowBody(dst []byte, key *[]byte, t *table, before, after []any, mask 
 			dst = append(dst, c.nameJSON[1:]...)
 		}
 		at := len(dst)
-		if dst, err = appendColumn(dst, c, pkRow, k, mask); err != nil {
+		if dst, err = pkRow.appendColumn(dst, c, k, mask); err != nil {
 			return dst, err
 		}
 		if key != nil {
@@ -124,13 +141,13 @@ func appendEventStart(dst []byte, src *rowSource, t *table, kind Kind) []byte {
 	return append(dst, `"rows":[`...)
 }
 
-func appendEventRow(dst []byte, t *table, first bool, before, after []any, mask string) ([]byte, error) {
+func appendEventRow[R rowT](dst []byte, t *table, first bool, before, after R, mask string) ([]byte, error) {
 	if !first {
 		dst = append(dst, ',')
 	}
 	var err error
 	pkRow := after
-	if pkRow == nil {
+	if pkRow.isNil() {
 		pkRow = before
 	}
 	dst = append(dst, `{"key":`...)
@@ -151,7 +168,7 @@ func appendEventRow(dst []byte, t *table, first bool, before, after []any, mask 
 func appendEventEnd(dst []byte) []byte { return append(dst, "]}"...) }
 
 // appendPK appends {"pkcol":value,...} ({} without a primary key).
-func appendPK(dst []byte, t *table, row []any, mask string) ([]byte, error) {
+func appendPK[R rowT](dst []byte, t *table, row R, mask string) ([]byte, error) {
 	dst = append(dst, '{')
 	var err error
 	for i, k := range t.pk {
@@ -161,7 +178,7 @@ func appendPK(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 		} else {
 			dst = append(dst, c.nameJSON[1:]...)
 		}
-		if dst, err = appendColumn(dst, c, row, k, mask); err != nil {
+		if dst, err = row.appendColumn(dst, c, k, mask); err != nil {
 			return dst, err
 		}
 	}
@@ -171,7 +188,7 @@ func appendPK(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 // appendKey appends the Kafka key: db.table, then the primary key values
 // as a JSON array (nothing for a table without primary key):
 // shop.orders[42,"EU"].
-func appendKey(dst []byte, t *table, row []any, mask string) ([]byte, error) {
+func appendKey[R rowT](dst []byte, t *table, row R, mask string) ([]byte, error) {
 	dst = append(dst, t.keyPrefix...)
 	if len(t.pk) == 0 {
 		return dst, nil
@@ -182,7 +199,7 @@ func appendKey(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = appendColumn(dst, &t.cols[k], row, k, mask); err != nil {
+		if dst, err = row.appendColumn(dst, &t.cols[k], k, mask); err != nil {
 			return dst, err
 		}
 	}
@@ -190,8 +207,8 @@ func appendKey(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 }
 
 // appendImage appends a row image as a JSON object, null for none.
-func appendImage(dst []byte, t *table, row []any, mask string) ([]byte, error) {
-	if row == nil {
+func appendImage[R rowT](dst []byte, t *table, row R, mask string) ([]byte, error) {
+	if row.isNil() {
 		return append(dst, "null"...), nil
 	}
 	dst = append(dst, '{')
@@ -203,7 +220,7 @@ func appendImage(dst []byte, t *table, row []any, mask string) ([]byte, error) {
 		} else {
 			dst = append(dst, c.nameJSON[1:]...)
 		}
-		if dst, err = appendColumn(dst, c, row, i, mask); err != nil {
+		if dst, err = row.appendColumn(dst, c, i, mask); err != nil {
 			return dst, err
 		}
 	}
@@ -380,7 +397,7 @@ func appendBase64[T []byte | string](dst []byte, s T) []byte {
 
 // appendPaddedBase64 appends s right-padded with 0x00 to n bytes,
 // base64-encoded, without allocating for n up to 255 (BINARY's limit).
-func appendPaddedBase64(dst []byte, s string, n int) []byte {
+func appendPaddedBase64[T []byte | string](dst []byte, s T, n int) []byte {
 	var buf [256]byte
 	if n > len(buf) {
 		n = len(buf)

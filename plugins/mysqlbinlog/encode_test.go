@@ -11,7 +11,7 @@ import (
 )
 
 // testTable compiles a table with one column of most kinds.
-func testTable(t testing.TB) (*table, []any) {
+func testTable(t testing.TB) (*table, anyRow) {
 	tm := &replication.TableMapEvent{
 		Schema: []byte("shop"), Table: []byte("orders"), ColumnCount: 10,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DOUBLE,
@@ -32,7 +32,7 @@ func testTable(t testing.TB) (*table, []any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := []any{int32(-42), int64(-1), "12345.67", 0.25, "héllo \"w\"\n😀", []byte{0, 1, 2, 255}, "2024-01-02 03:04:05.123456", int64(2), int64(5), "ab"}
+	row := anyRow{int32(-42), int64(-1), "12345.67", 0.25, "héllo \"w\"\n😀", []byte{0, 1, 2, 255}, "2024-01-02 03:04:05.123456", int64(2), int64(5), "ab"}
 	return tb, row
 }
 
@@ -168,7 +168,7 @@ func TestBinlogDDLInterpreter(t *testing.T) {
 // benchTable compiles the table of bench/binlog (latin1 text columns, as
 // on a server with the default charset) and returns one of its rows as
 // go-mysql decodes it.
-func benchTable(t testing.TB) (*table, []any) {
+func benchTable(t testing.TB) (*table, anyRow) {
 	tm := &replication.TableMapEvent{
 		Schema: []byte("dbus_bench"), Table: []byte("t"), ColumnCount: 10,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_NEWDECIMAL,
@@ -188,7 +188,7 @@ func benchTable(t testing.TB) (*table, []any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := []any{int64(4711), int32(4711), int32(14133), "name-4711", "4711.25", "2024-01-02 03:04:05.678", 4711.5, int8(11),
+	row := anyRow{int64(4711), int32(4711), int32(14133), "name-4711", "4711.25", "2024-01-02 03:04:05.678", 4711.5, int8(11),
 		[]byte("some text for row 4711"), "c711"}
 	return tb, row
 }
@@ -222,9 +222,9 @@ func BenchmarkBinlogRowPacket(b *testing.B) {
 	b.SetBytes(int64(len(p.Payload)))
 }
 
-// TestBinlogRowsSkipper: rows of filtered-out tables are not decoded;
+// TestBinlogRowsHook: rows of filtered-out tables are not decoded;
 // without table or kind filters go-mysql decodes as usual (no hook).
-func TestBinlogRowsSkipper(t *testing.T) {
+func TestBinlogRowsHook(t *testing.T) {
 	for _, c := range []struct {
 		include, exclude, kinds []string
 		hook                    bool
@@ -234,7 +234,7 @@ func TestBinlogRowsSkipper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := newRowsSkipper(f) != nil; got != c.hook {
+		if got := newRowsHook(f, false) != nil; got != c.hook {
 			t.Errorf("include %v exclude %v kinds %v: hook %v, want %v", c.include, c.exclude, c.kinds, got, c.hook)
 		}
 	}
@@ -242,7 +242,7 @@ func TestBinlogRowsSkipper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newRowsSkipper(f)
+	s := newRowsHook(f, false)
 	for _, c := range []struct {
 		id        uint64
 		db, table string

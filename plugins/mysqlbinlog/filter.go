@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/go-mysql-org/go-mysql/replication"
 )
@@ -120,16 +119,22 @@ func (f *filters) maskColumn(db, table, col string) bool {
 	return false
 }
 
-// rowsSkipper is go-mysql's RowsEventDecodeFunc: it decodes a rows event's
-// header, and its rows only when the table and the kind are kept. The rows
-// of filtered-out tables are never decoded (the decoder drops their events
-// by the same filters, so it never sees the missing rows).
-type rowsSkipper struct {
-	f  *filters
-	mu sync.Mutex // go-mysql calls from its parser goroutine; be safe anyway
+// rowsHook is go-mysql's RowsEventDecodeFunc. It decodes a rows event's
+// header only. The rows of tables or kinds the filters drop are never
+// decoded (the decoder drops those events by the same filters). The row
+// images of kept events are left undecoded for the session goroutine
+// (rawRows, handed over with the event by syncHandler), which decodes them
+// natively or, for what the native decoder does not handle, with go-mysql:
+// the parser goroutine only reads the stream.
+//
+// decode and take run on go-mysql's parser goroutine.
+type rowsHook struct {
+	f      *filters // nil: keep every event
+	native bool     // defer row decoding to the session (else decode here)
 	// Last decision per table id, by name (a table map precedes every
 	// rows event, often with the same id and names).
-	ids map[uint64]skipEntry
+	ids     map[uint64]skipEntry
+	pending []rawRows
 }
 
 type skipEntry struct {
@@ -137,26 +142,48 @@ type skipEntry struct {
 	keep      bool
 }
 
-// newRowsSkipper returns nil when f keeps every rows event.
-func newRowsSkipper(f *filters) *rowsSkipper {
-	if f == nil || len(f.include) == 0 && len(f.exclude) == 0 && f.kinds == allKinds {
+// newRowsHook returns nil when go-mysql may decode every rows event itself
+// (no filters, native decoding off).
+func newRowsHook(f *filters, native bool) *rowsHook {
+	if f != nil && len(f.include) == 0 && len(f.exclude) == 0 && f.kinds == allKinds {
+		f = nil
+	}
+	if f == nil && !native {
 		return nil
 	}
-	return &rowsSkipper{f: f, ids: map[uint64]skipEntry{}}
+	return &rowsHook{f: f, native: native, ids: map[uint64]skipEntry{}}
 }
 
-func (s *rowsSkipper) decode(e *replication.RowsEvent, data []byte) error {
+func (s *rowsHook) decode(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
 		return err
 	}
-	if s.keep(e) {
-		return e.DecodeData(pos, data)
+	if !s.keep(e) {
+		return nil
 	}
-	return nil
+	if s.native {
+		// go-mysql allocates a new buffer per packet: data stays valid.
+		s.pending = append(s.pending, rawRows{e: e, data: data, pos: pos})
+		return nil
+	}
+	return e.DecodeData(pos, data)
 }
 
-func (s *rowsSkipper) keep(e *replication.RowsEvent) bool {
+// take returns the rows events deferred since the last call.
+func (s *rowsHook) take() []rawRows {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	p := s.pending
+	s.pending = nil
+	return p
+}
+
+func (s *rowsHook) keep(e *replication.RowsEvent) bool {
+	if s.f == nil {
+		return true
+	}
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert:
 		if s.f.kinds&(1<<KindInsert) == 0 {
@@ -180,9 +207,7 @@ func (s *rowsSkipper) keep(e *replication.RowsEvent) bool {
 }
 
 // keepTable applies the table filters to tm's names, cached per table id.
-func (s *rowsSkipper) keepTable(tm *replication.TableMapEvent) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *rowsHook) keepTable(tm *replication.TableMapEvent) bool {
 	en, ok := s.ids[tm.TableID]
 	if !ok || string(tm.Schema) != en.db || string(tm.Table) != en.table {
 		en = skipEntry{db: string(tm.Schema), table: string(tm.Table)}

@@ -28,6 +28,7 @@ type Input struct {
 	purged    atomic.Uint64 // times the resume position was found purged
 	reconnect atomic.Uint64 // reconnects after a lost connection
 	rowsOut   atomic.Uint64 // row packets emitted
+	nativeOut atomic.Uint64 // of which decoded by the native decoder
 }
 
 func newInput(c *engine.Conf) (*Input, error) {
@@ -63,6 +64,10 @@ func (in *Input) Reconnects() uint64 { return in.reconnect.Load() }
 
 // Rows returns the number of row packets emitted.
 func (in *Input) Rows() uint64 { return in.rowsOut.Load() }
+
+// NativeRows returns the number of packets emitted whose rows the native
+// decoder read (the rest went through go-mysql's decoding).
+func (in *Input) NativeRows() uint64 { return in.nativeOut.Load() }
 
 // Run implements engine.Input.
 func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
@@ -258,7 +263,7 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 	defer st.close()
 	rs.stream = st
 	for {
-		var ev *replication.BinlogEvent
+		var ev streamEvent
 		select {
 		case ev = <-st.events:
 		default:
@@ -274,7 +279,7 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 				return ctx.Err()
 			}
 		}
-		if ts := ev.Header.Timestamp; ts != 0 && ev.Header.EventType != replication.HEARTBEAT_EVENT {
+		if ts := ev.ev.Header.Timestamp; ts != 0 && ev.ev.Header.EventType != replication.HEARTBEAT_EVENT {
 			lag := time.Since(time.Unix(int64(ts), 0))
 			in.lagNs.Store(int64(max(lag, 0)))
 		}
@@ -294,23 +299,35 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 // events from its own goroutine; its errors arrive on errs.
 type stream struct {
 	syncer *replication.BinlogSyncer
-	events chan *replication.BinlogEvent
+	events chan streamEvent
 	errs   chan error
 	done   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// streamEvent is an event and the rows events in it whose row images
+// go-mysql left undecoded (rowsHook).
+type streamEvent struct {
+	ev  *replication.BinlogEvent
+	raw []rawRows
+}
+
 type syncHandler struct {
-	events chan<- *replication.BinlogEvent
+	events chan<- streamEvent
 	done   <-chan struct{}
+	hook   *rowsHook // nil: go-mysql decodes every rows event
 }
 
 var errStreamClosed = errors.New("binlog stream closed")
 
 func (h *syncHandler) HandleEvent(e *replication.BinlogEvent) error {
+	se := streamEvent{ev: e}
+	if h.hook != nil {
+		se.raw = h.hook.take()
+	}
 	select {
-	case h.events <- e:
+	case h.events <- se:
 		return nil
 	case <-h.done:
 		return errStreamClosed
@@ -328,7 +345,7 @@ func startStream(ctx context.Context, cfg *Config, f *filters, info *serverInfo,
 		flavor = mysql.MariaDBFlavor
 	}
 	st := &stream{
-		events: make(chan *replication.BinlogEvent, 1024),
+		events: make(chan streamEvent, 1024),
 		errs:   make(chan error, 1),
 		done:   make(chan struct{}),
 	}
@@ -339,10 +356,11 @@ func startStream(ctx context.Context, cfg *Config, f *filters, info *serverInfo,
 		DisableRetrySync: true, ParseTime: false, TimestampStringLocation: time.UTC,
 		UseDecimal: false, RenderJSONAsMySQLText: true, DiscardGTIDSet: true,
 		EventCacheCount: 1, Logger: quietLogger(log),
-		SynchronousEventHandler: &syncHandler{events: st.events, done: st.done},
 	}
-	if sk := newRowsSkipper(f); sk != nil {
-		scfg.RowsEventDecodeFunc = sk.decode
+	h := &syncHandler{events: st.events, done: st.done, hook: newRowsHook(f, cfg.Decoder == "native")}
+	scfg.SynchronousEventHandler = h
+	if h.hook != nil {
+		scfg.RowsEventDecodeFunc = h.hook.decode
 	}
 	st.syncer = replication.NewBinlogSyncer(scfg)
 	var bs *replication.BinlogStreamer
@@ -413,14 +431,14 @@ type runSink struct {
 	tok    []byte
 }
 
-func (r *runSink) row(d *decoder, t *table, kind Kind, before, after []any) error {
+func (r *runSink) row(d *decoder, t *table, kind Kind) error {
 	p, err := r.ic.NewPacket(r.ctx)
 	if err != nil {
 		return err
 	}
 	p.Payload = append(p.Payload[:0], d.head...)
 	p.Key = p.Key[:0]
-	p.Payload, err = appendRowBody(p.Payload, &p.Key, t, before, after, d.mask)
+	p.Payload, err = d.appendRowBody(p.Payload, &p.Key, t, kind)
 	if err != nil {
 		r.ic.Discard(p)
 		return fatal("cannot encode row of %s.%s at %s:%d: %v", t.db, t.name, d.src.file, d.src.pos, err)
@@ -428,12 +446,12 @@ func (r *runSink) row(d *decoder, t *table, kind Kind, before, after []any) erro
 	return r.emit(d, t, kind, p)
 }
 
-func (r *runSink) rowsEvent(d *decoder, t *table, kind Kind, ev *replication.RowsEvent) error {
+func (r *runSink) rowsEvent(d *decoder, t *table, kind Kind) error {
 	p, err := r.ic.NewPacket(r.ctx)
 	if err != nil {
 		return err
 	}
-	p.Payload, err = d.appendEvent(p.Payload[:0], t, kind, ev)
+	p.Payload, err = d.appendEvent(p.Payload[:0], t, kind)
 	if err != nil {
 		r.ic.Discard(p)
 		return fatal("cannot encode rows event of %s.%s at %s:%d: %v", t.db, t.name, d.src.file, d.src.pos, err)
@@ -456,6 +474,9 @@ func (r *runSink) emit(d *decoder, t *table, kind Kind, p *pack.Packet) error {
 			"bytes", len(p.Payload), "max_row_bytes", max)
 	}
 	r.in.rowsOut.Add(1)
+	if d.native {
+		r.in.nativeOut.Add(1)
+	}
 	return r.ic.Emit(r.ctx, r.s, p)
 }
 

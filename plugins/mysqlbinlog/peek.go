@@ -56,7 +56,7 @@ func Peek(ctx context.Context, cfg Config, w io.Writer) error {
 	for {
 		select {
 		case ev := <-st.events:
-			if ts := ev.Header.Timestamp; ts != 0 && ev.Header.EventType != replication.HEARTBEAT_EVENT {
+			if ts := ev.ev.Header.Timestamp; ts != 0 && ev.ev.Header.EventType != replication.HEARTBEAT_EVENT {
 				ps.lag = max(time.Since(time.Unix(int64(ts), 0)), 0)
 			}
 			if err := d.handle(ev, ps); err != nil {
@@ -89,9 +89,9 @@ type peekSink struct {
 	lag        time.Duration
 }
 
-func (p *peekSink) row(d *decoder, t *table, kind Kind, before, after []any) error {
+func (p *peekSink) row(d *decoder, t *table, kind Kind) error {
 	var err error
-	p.buf, err = appendRow(p.buf[:0], &d.src, t, kind, before, after, d.mask)
+	p.buf, err = d.appendRow(p.buf[:0], t, kind)
 	if err != nil {
 		return err
 	}
@@ -100,13 +100,13 @@ func (p *peekSink) row(d *decoder, t *table, kind Kind, before, after []any) err
 	return p.err
 }
 
-func (p *peekSink) rowsEvent(d *decoder, t *table, kind Kind, ev *replication.RowsEvent) error {
+func (p *peekSink) rowsEvent(d *decoder, t *table, kind Kind) error {
 	var err error
-	p.buf, err = d.appendEvent(p.buf[:0], t, kind, ev)
+	p.buf, err = d.appendEvent(p.buf[:0], t, kind)
 	if err != nil {
 		return err
 	}
-	p.rows += uint64(len(ev.Rows))
+	p.rows += uint64(d.eventChanges(kind))
 	_, p.err = p.w.Write(append(p.buf, '\n'))
 	return p.err
 }

@@ -64,6 +64,14 @@ type column struct {
 	nameJSON []byte // `,"name":` (the comma is skipped for the first)
 	enum     [][]byte
 	set      [][]byte
+
+	// Native decoding (see native.go): the binlog type (ENUM and SET
+	// unpacked from STRING) and metadata, and the value's width: fixed
+	// bytes, or a length prefix of prefix bytes.
+	tp     byte
+	meta   uint16
+	fixed  int
+	prefix int
 }
 
 // table is a compiled table schema, valid for one table-map content.
@@ -73,6 +81,7 @@ type table struct {
 	pk        []int
 	image     []int // columns written in row images (not dropped)
 	keep      bool  // passes include/exclude
+	native    bool  // every column type is decoded natively (native.go)
 	kinds     uint8 // kinds kept (bit per Kind)
 	source    string
 	head      []byte // `"db":"..","table":"..",`
@@ -349,6 +358,7 @@ func compile(tm *replication.TableMapEvent, def TableDef, f *filters, source str
 	}
 	t.keep = f.keepTable(t.db, t.name)
 	t.kinds = f.kinds
+	t.native = true
 	for i := range t.cols {
 		c := &t.cols[i]
 		c.def = def.Columns[i]
@@ -366,6 +376,9 @@ func compile(tm *replication.TableMapEvent, def TableDef, f *filters, source str
 			if c.kind == vkBinary {
 				c.padLen = stringLength(meta)
 			}
+		}
+		if !c.nativeLayout(tm.ColumnType[i], tm.ColumnMeta[i]) {
+			t.native = false
 		}
 		c.nameJSON = appendJSONString([]byte{','}, c.def.Name)
 		c.nameJSON = append(c.nameJSON, ':')
