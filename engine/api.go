@@ -61,7 +61,10 @@ type InputContext interface {
 }
 
 // Filter inspects, changes, drops or multiplies packets. Process is called
-// from one goroutine at a time for a given filter instance.
+// from one goroutine at a time for a given filter instance. A filter may
+// change a packet's payload, key, time and attributes (after Writable when
+// it is shared) but never its Pos or flags: the source position is read
+// when the packet is acknowledged.
 type Filter interface {
 	// Process handles p. For every p it must do exactly one of:
 	//   - fc.Emit(p) (pass, possibly after changing it: call

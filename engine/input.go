@@ -216,6 +216,9 @@ func (ir *inputRunner) NewPacket(ctx context.Context) (*pack.Packet, error) {
 			return nil, err
 		}
 	}
+	if p := ir.pool.TryGetLocal(); p != nil {
+		return p, nil
+	}
 	if p := ir.pool.TryGet(); p != nil {
 		return p, nil
 	}
@@ -231,9 +234,11 @@ func (ir *inputRunner) NewPacket(ctx context.Context) (*pack.Packet, error) {
 func (ir *inputRunner) Discard(p *pack.Packet) { ir.rel.Release(p) }
 
 func (ir *inputRunner) Emit(ctx context.Context, s *Stream, p *pack.Packet) error {
-	if err := s.win.Track(ctx, p); err != nil {
-		ir.rel.Release(p)
-		return err
+	if !s.win.TryTrack(p) {
+		if err := s.win.Track(ctx, p); err != nil {
+			ir.rel.Release(p)
+			return err
+		}
 	}
 	if !s.dirty {
 		s.dirty = true

@@ -11,7 +11,9 @@
 //     pool's owner goroutine calls Get/TryGet (single consumer); any
 //     goroutine may recycle packets into it.
 //  2. The engine calls Window.Track before a packet leaves its input: the
-//     packet gets its sequence number and is tied to the window.
+//     packet gets its sequence number and is tied to the window. Its
+//     position (Pos, FlagBoundary) is read when it is done, so it must not
+//     change while the packet is in flight.
 //  3. At a fan-out point the engine adds one holder per extra branch
 //     (Retain) before any branch sees the packet.
 //  4. Each holder that is done calls Release (or Releaser.Release). The

@@ -66,7 +66,7 @@ func BenchmarkPackWindowAdvance(b *testing.B) {
 		}
 		w.Publish()
 		for i := len(ps) - 1; i >= 0; i-- {
-			w.Done(ps[i].Seq)
+			w.Done(&ps[i])
 		}
 		w.Advance()
 	}

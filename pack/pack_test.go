@@ -2,6 +2,7 @@ package pack
 
 import (
 	"context"
+	"fmt"
 	"math/rand"
 	"sync"
 	"testing"
@@ -26,18 +27,18 @@ func TestPackWindowOutOfOrderAcks(t *testing.T) {
 	w.Publish()
 	// Ack 1, 2, 5, 9: watermark stays at 0 because seq 0 is not done.
 	for _, i := range []int{1, 2, 5, 9} {
-		w.Done(ps[i].Seq)
+		w.Done(ps[i])
 	}
 	if _, _, _, ok := w.Checkpoint(nil); ok {
 		t.Fatalf("checkpoint available before seq 0 is done")
 	}
-	w.Done(ps[0].Seq)
+	w.Done(ps[0])
 	off, _, _, ok := w.Checkpoint(nil)
 	if !ok || off != 3 {
 		t.Fatalf("checkpoint = %d %v, want 3 (seqs 0..2 done)", off, ok)
 	}
 	for _, i := range []int{3, 4, 6, 7, 8} {
-		w.Done(ps[i].Seq)
+		w.Done(ps[i])
 	}
 	off, _, _, _ = w.Checkpoint(nil)
 	if off != 10 || !w.Drained() {
@@ -59,12 +60,12 @@ func TestPackWindowMarkOnlyAtBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Publish()
-	w.Done(rows[0].Seq)
-	w.Done(rows[1].Seq)
+	w.Done(rows[0])
+	w.Done(rows[1])
 	if _, _, _, ok := w.Checkpoint(nil); ok {
 		t.Fatalf("checkpoint inside a transaction")
 	}
-	w.Done(rows[2].Seq)
+	w.Done(rows[2])
 	off, tok, _, ok := w.Checkpoint(nil)
 	if !ok || off != 200 || string(tok) != "gtid-1" {
 		t.Fatalf("checkpoint = %d %q %v, want 200 gtid-1", off, tok, ok)
@@ -89,7 +90,7 @@ func TestPackWindowFullBlocksUntilAck(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Track(ctx, ps[4]) }()
 	time.Sleep(5 * time.Millisecond)
-	w.Done(ps[0].Seq)
+	w.Done(ps[0])
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestPackWindowConcurrentAcks(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for p := range ch {
-				p.win.Done(p.Seq)
+				p.win.Done(p)
 			}
 		}()
 	}
@@ -331,12 +332,12 @@ func TestPackWindowRangesAndSinglesMix(t *testing.T) {
 		w.Track(ctx, ps[i])
 	}
 	w.Publish()
-	w.DoneRange(5, 6) // 5..10
-	w.Done(11)
+	w.DoneRange(ps[5:11]) // 5..10
+	w.Done(ps[11])
 	if _, _, _, ok := w.Checkpoint(nil); ok {
 		t.Fatalf("checkpoint before seq 0..4 are done")
 	}
-	w.DoneRange(0, 5) // 0..4
+	w.DoneRange(ps[0:5]) // 0..4
 	off, _, _, ok := w.Checkpoint(nil)
 	if !ok || off != 10 {
 		t.Fatalf("checkpoint %d %v, want 10 (boundary of seq 9 is the newest in 0..11)", off, ok)
@@ -344,11 +345,11 @@ func TestPackWindowRangesAndSinglesMix(t *testing.T) {
 	if w.Low() != 12 {
 		t.Fatalf("low %d, want 12", w.Low())
 	}
-	w.DoneRange(13, 7) // 13..19, 12 missing
+	w.DoneRange(ps[13:20]) // 13..19, 12 missing
 	if off, _, _, _ := w.Checkpoint(nil); off != 10 {
 		t.Fatalf("checkpoint moved past the missing seq 12: %d", off)
 	}
-	w.Done(12)
+	w.Done(ps[12])
 	if off, _, _, _ := w.Checkpoint(nil); off != 20 || !w.Drained() {
 		t.Fatalf("checkpoint %d drained=%v, want 20", off, w.Drained())
 	}
@@ -387,5 +388,51 @@ func TestPackReleaserCoalescesRunsOutOfOrder(t *testing.T) {
 	rel.Flush()
 	if off, _, _, _ := w.Checkpoint(nil); off != 40 {
 		t.Fatalf("checkpoint %d, want 40", off)
+	}
+}
+
+// TestPackWindowTokensAtRelease: positions are read when packets are done:
+// through a Releaser's runs and single releases, over several laps of the
+// window, the checkpoint carries the newest boundary's own token, and an
+// empty token never shows a stale one from an earlier lap.
+func TestPackWindowTokensAtRelease(t *testing.T) {
+	p, _ := NewPool(PoolConfig{Count: 16})
+	w, _ := NewWindow(8)
+	ctx := context.Background()
+	rel := NewReleaser(4)
+	next := int64(1)
+	for lap := 0; lap < 6; lap++ {
+		var ps []*Packet
+		for i := 0; i < 6; i++ {
+			pk, _ := p.Get(ctx)
+			pk.Pos.Offset = next
+			next++
+			if i%2 == 1 {
+				pk.Flags = FlagBoundary
+				if lap%3 != 2 { // every third lap's boundaries have no token
+					pk.Pos.Token = fmt.Appendf(pk.Pos.Token, "tok-%d", pk.Pos.Offset)
+				}
+			}
+			if err := w.Track(ctx, pk); err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, pk)
+		}
+		w.Publish()
+		wantOff := ps[5].Pos.Offset
+		wantTok := string(ps[5].Pos.Token)
+		// Out of order: 2..5 through the releaser (one run), then 0 and 1
+		// one by one.
+		rel.ReleaseAll(ps[2:])
+		rel.Flush()
+		if off, _, _, ok := w.Checkpoint(nil); ok && off >= ps[0].Pos.Offset {
+			t.Fatalf("lap %d: checkpoint %d before seq %d is done", lap, off, ps[0].Seq)
+		}
+		ps[0].Release()
+		ps[1].Release()
+		off, tok, _, ok := w.Checkpoint(nil)
+		if !ok || off != wantOff || string(tok) != wantTok {
+			t.Fatalf("lap %d: checkpoint %d %q %v, want %d %q", lap, off, tok, ok, wantOff, wantTok)
+		}
 	}
 }

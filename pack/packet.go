@@ -62,7 +62,7 @@ type Packet struct {
 }
 
 // reset clears every field so a recycled packet carries nothing over. The
-// buffers keep their capacity.
+// buffers keep their capacity (Pool.trim drops oversized ones first).
 func (p *Packet) reset() {
 	p.Payload = p.Payload[:0]
 	p.Key = p.Key[:0]
@@ -166,7 +166,7 @@ func (p *Packet) Release() bool {
 // window and release the parent.
 func (p *Packet) finish() {
 	if w := p.win; w != nil {
-		w.Done(p.Seq)
+		w.Done(p)
 	}
 	if par := p.parent; par != nil {
 		par.Release()
@@ -177,12 +177,7 @@ func (p *Packet) finish() {
 // are marked done as one run.
 func (p *Packet) finishRun(r *Releaser) {
 	if w := p.win; w != nil {
-		if r.run.win == w && p.Seq == r.run.end && r.run.end-r.run.start < uint64(len(w.slots)) {
-			r.run.end++
-		} else {
-			r.flushRun()
-			r.run.win, r.run.start, r.run.end = w, p.Seq, p.Seq+1
-		}
+		r.runAdd(w, p)
 	}
 	if par := p.parent; par != nil {
 		// The parent may be recycled by this release: its window mark

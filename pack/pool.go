@@ -135,12 +135,29 @@ func (p *Pool) Get(ctx context.Context) (*Packet, error) {
 
 // TryGet returns a packet if one is free right now, else nil.
 func (p *Pool) TryGet() *Packet {
+	if pk := p.TryGetLocal(); pk != nil {
+		return pk
+	}
+	return p.tryGetShared()
+}
+
+// TryGetLocal takes a packet from the owner's stack of recycled packets
+// (see Releaser.Local), nil when it is empty; only the pool's owner
+// goroutine may call it. Small enough to inline: callers try it before
+// TryGet.
+func (p *Pool) TryGetLocal() *Packet {
 	if n := len(p.stack); n > 0 {
+		// The stack only holds slab packets, which the slab keeps alive:
+		// the slot above len needs no clearing.
 		pk := p.stack[n-1]
-		p.stack[n-1] = nil
 		p.stack = p.stack[:n-1]
 		return pk
 	}
+	return nil
+}
+
+// tryGetShared is TryGet from the free ring (through the cache).
+func (p *Pool) tryGetShared() *Packet {
 	if p.head == len(p.cache) {
 		if p.maxBytes > 0 && p.outBytes.Load() >= p.maxBytes {
 			return nil
@@ -202,6 +219,21 @@ func (p *Pool) AddOut(n int64) { p.outBytes.Add(n) }
 // prepare resets pk for reuse and returns the bytes it had accounted.
 func (p *Pool) prepare(pk *Packet) int64 {
 	b := pk.bytes
+	if p.oversized(pk) {
+		p.trim(pk)
+	}
+	pk.reset()
+	return b
+}
+
+// oversized reports whether pk holds a buffer the pool does not keep (or
+// attributes, which trim checks one by one).
+func (p *Pool) oversized(pk *Packet) bool {
+	return cap(pk.Payload) > p.maxPacket || cap(pk.Key) > p.maxPacket || cap(pk.Pos.Token) > p.maxPacket || cap(pk.Attrs.a) > 0
+}
+
+// trim drops pk's buffers larger than the pool keeps.
+func (p *Pool) trim(pk *Packet) {
 	if cap(pk.Payload) > p.maxPacket {
 		pk.Payload = nil
 	}
@@ -212,8 +244,6 @@ func (p *Pool) prepare(pk *Packet) int64 {
 		pk.Pos.Token = nil
 	}
 	pk.Attrs.shrink(p.maxPacket)
-	pk.reset()
-	return b
 }
 
 // put returns one packet to the pool.
@@ -272,15 +302,38 @@ type Releaser struct {
 	run   struct {
 		win        *Window
 		start, end uint64
+		off        int64 // newest boundary in the run, or noBoundary
 	}
 }
 
 // flushRun marks the pending run of done sequences.
 func (r *Releaser) flushRun() {
 	if r.run.win != nil {
-		r.run.win.DoneRange(r.run.start, r.run.end-r.run.start)
+		r.run.win.doneRun(r.run.start, r.run.end-r.run.start, r.run.off)
 		r.run.win = nil
 	}
+}
+
+// runAdd adds pk (tracked by w, done) to the pending run, or flushes the
+// run and starts a new one. pk's position is read here, before pk is
+// reset.
+func (r *Releaser) runAdd(w *Window, pk *Packet) {
+	if r.run.win == w && pk.Seq == r.run.end && r.run.end-r.run.start <= w.mask {
+		r.run.end++
+	} else {
+		r.runStart(w, pk)
+	}
+	if pk.Flags&FlagBoundary != 0 {
+		r.run.off = pk.Pos.Offset
+		if len(pk.Pos.Token) > 0 || w.toksUsed.Load() {
+			w.storeTok(r.run.start, pk.Pos.Token)
+		}
+	}
+}
+
+func (r *Releaser) runStart(w *Window, pk *Packet) {
+	r.flushRun()
+	r.run.win, r.run.start, r.run.end, r.run.off = w, pk.Seq, pk.Seq+1, noBoundary
 }
 
 // NewReleaser returns a Releaser buffering up to n packets.
@@ -332,18 +385,29 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 			continue
 		}
 		if w := pk.win; w != nil {
-			if r.run.win == w && pk.Seq == r.run.end && r.run.end-r.run.start < uint64(len(w.slots)) {
+			// runAdd, inlined.
+			if r.run.win == w && pk.Seq == r.run.end && r.run.end-r.run.start <= w.mask {
 				r.run.end++
 			} else {
-				r.flushRun()
-				r.run.win, r.run.start, r.run.end = w, pk.Seq, pk.Seq+1
+				r.runStart(w, pk)
+			}
+			if pk.Flags&FlagBoundary != 0 {
+				r.run.off = pk.Pos.Offset
+				if len(pk.Pos.Token) > 0 || w.toksUsed.Load() {
+					w.storeTok(r.run.start, pk.Pos.Token)
+				}
 			}
 		}
 		if pl != r.pool || len(r.buf) == cap(r.buf) {
 			r.Flush()
 			r.pool = pl
 		}
-		r.bytes += pl.prepare(pk)
+		// prepare, inlined up to the one call that clears the packet.
+		r.bytes += pk.bytes
+		if pl.oversized(pk) {
+			pl.trim(pk)
+		}
+		pk.reset()
 		r.buf = append(r.buf, pk)
 	}
 }

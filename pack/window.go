@@ -18,6 +18,12 @@ import (
 // One goroutine (the stream's producer) calls Track, Mark and Publish; any goroutine
 // calls Done (through Packet.Release); Advance and Checkpoint may be called
 // from any goroutine.
+//
+// A packet's position is read when it is done, not when it is tracked:
+// Track only assigns the sequence, and whoever marks a run of sequences
+// done records the newest boundary among them in the run's first slot.
+// The position of a tracked packet must not change until it is done (the
+// engine's contract for filters: Pos is the source's).
 type Window struct {
 	slots []wslot
 	// toks holds each slot's position token, apart from the slots so the
@@ -33,12 +39,15 @@ type Window struct {
 
 	local    uint64 // producer's next sequence; published to next by Publish
 	lowCache uint64 // producer's last read of low (low only grows)
-	hasToks  bool   // producer: a token was ever stored (else toks is never touched)
+	// toksUsed is set once a boundary with a token was done or marked:
+	// from then on every boundary stores its token (possibly empty), so
+	// no slot keeps one from an earlier lap. Before, toks is never touched.
+	toksUsed atomic.Bool
 
 	mu      sync.Mutex // guards ckpt*, serialises Advance
 	ckptOff int64
 	ckptTok []byte
-	ckptSeq uint64 // sequence of the boundary the checkpoint came from
+	ckptSeq uint64 // last sequence of the run the checkpoint came from
 	ckptOK  bool
 	gen     uint64 // bumped whenever the checkpoint moves
 }
@@ -51,8 +60,9 @@ type wslot struct {
 	// store per run instead of per packet). Values from earlier laps of
 	// the ring are <= the current sequence and so read as "not done".
 	done atomic.Uint64
-	// off is the boundary position's offset, or noBoundary: 16-byte slots
-	// keep the ring, written once per packet, small in the CPU cache.
+	// off is the offset of the newest boundary in the done run starting
+	// at this slot, or noBoundary; written before done (by whoever marks
+	// the run done), read only at a run's first slot.
 	off int64
 }
 
@@ -114,27 +124,34 @@ func (w *Window) reserve(ctx context.Context) (uint64, error) {
 	}
 }
 
-// Track assigns p the next sequence number, records its position (if p is
-// a boundary) and ties p's release to this window. It blocks while the
-// window is full (the oldest in-flight packet is not done yet).
+// Track assigns p the next sequence number and ties p's release to this
+// window. It blocks while the window is full (the oldest in-flight packet
+// is not done yet). p's position is read when p is done.
 func (w *Window) Track(ctx context.Context, p *Packet) error {
-	seq := w.local
-	if seq-w.lowCache >= uint64(len(w.slots)) { // rare: refresh low or wait
-		var err error
-		if seq, err = w.reserve(ctx); err != nil {
-			return err
-		}
+	if w.local-w.lowCache > w.mask { // rare: refresh low or wait
+		return w.trackSlow(ctx, p)
 	}
-	s := &w.slots[seq&w.mask]
-	if p.Flags&FlagBoundary == 0 {
-		s.off = noBoundary
-	} else {
-		s.off = p.Pos.Offset
-		if len(p.Pos.Token) > 0 || w.hasToks {
-			w.hasToks = true
-			t := &w.toks[seq&w.mask]
-			*t = append((*t)[:0], p.Pos.Token...)
-		}
+	p.Seq, p.win = w.local, w
+	w.local++
+	return nil
+}
+
+// TryTrack is Track without waiting (and small enough to inline): it
+// returns false, tracking nothing, when the window may be full.
+func (w *Window) TryTrack(p *Packet) bool {
+	if w.local-w.lowCache > w.mask {
+		return false
+	}
+	p.Seq, p.win = w.local, w
+	w.local++
+	return true
+}
+
+// trackSlow is Track when the cached watermark says the window is full.
+func (w *Window) trackSlow(ctx context.Context, p *Packet) error {
+	seq, err := w.reserve(ctx)
+	if err != nil {
+		return err
 	}
 	p.Seq = seq
 	p.win = w
@@ -162,22 +179,65 @@ func (w *Window) Mark(ctx context.Context, off int64, tok []byte) error {
 	}
 	s := &w.slots[seq&w.mask]
 	s.off = off
-	w.hasToks = w.hasToks || len(tok) > 0
-	w.toks[seq&w.mask] = append(w.toks[seq&w.mask][:0], tok...)
+	w.setTok(seq, tok)
 	s.done.Store(seq + 1)
 	w.local = seq + 1
 	return nil
 }
 
-// Done marks seq done. Packets call it on their last release.
-func (w *Window) Done(seq uint64) {
-	w.slots[seq&w.mask].done.Store(seq + 1)
+// setTok stores the token of the boundary recorded at seq's slot.
+func (w *Window) setTok(seq uint64, tok []byte) {
+	if len(tok) == 0 && !w.toksUsed.Load() {
+		return
+	}
+	w.storeTok(seq, tok)
 }
 
-// DoneRange marks the n consecutive sequences from seq done with one
-// store. n must not exceed the window size.
-func (w *Window) DoneRange(seq, n uint64) {
-	w.slots[seq&w.mask].done.Store(seq + n)
+func (w *Window) storeTok(seq uint64, tok []byte) {
+	if len(tok) > 0 && !w.toksUsed.Load() {
+		w.toksUsed.Store(true)
+	}
+	t := &w.toks[seq&w.mask]
+	*t = append((*t)[:0], tok...)
+}
+
+// Done marks p (tracked by this window) done, recording its position if
+// it is a boundary. Packets call it on their last release.
+func (w *Window) Done(p *Packet) {
+	s := &w.slots[p.Seq&w.mask]
+	if p.Flags&FlagBoundary != 0 {
+		s.off = p.Pos.Offset
+		w.setTok(p.Seq, p.Pos.Token)
+	} else {
+		s.off = noBoundary
+	}
+	s.done.Store(p.Seq + 1)
+}
+
+// DoneRange marks ps done with one store: they must have been tracked by
+// this window with consecutive sequences, fewer than the window size.
+func (w *Window) DoneRange(ps []*Packet) {
+	if len(ps) == 0 {
+		return
+	}
+	off := int64(noBoundary)
+	start := ps[0].Seq
+	for _, p := range ps {
+		if p.Flags&FlagBoundary != 0 {
+			off = p.Pos.Offset
+			w.setTok(start, p.Pos.Token)
+		}
+	}
+	w.doneRun(start, uint64(len(ps)), off)
+}
+
+// doneRun marks the n sequences from seq done, off being the offset of the
+// newest boundary among them (noBoundary if none; its token, if any, is
+// already in seq's slot).
+func (w *Window) doneRun(seq, n uint64, off int64) {
+	s := &w.slots[seq&w.mask]
+	s.off = off
+	s.done.Store(seq + n)
 }
 
 // Advance moves the low watermark over every done sequence and returns it.
@@ -187,22 +247,19 @@ func (w *Window) Advance() uint64 {
 	next := w.next.Load()
 	moved := false
 	for low < next {
-		end := w.slots[low&w.mask].done.Load()
+		s := &w.slots[low&w.mask]
+		end := s.done.Load()
 		if end <= low || end > next {
 			break
 		}
-		// low..end-1 are done; the newest boundary among them becomes the
-		// checkpoint.
-		for seq := end; seq > low; {
-			seq--
-			if s := &w.slots[seq&w.mask]; s.off != noBoundary {
-				w.ckptOff = s.off
-				w.ckptTok = append(w.ckptTok[:0], w.toks[seq&w.mask]...)
-				w.ckptSeq = seq
-				w.ckptOK = true
-				moved = true
-				break
-			}
+		// low..end-1 are done; the newest boundary among them (recorded
+		// at the run's first slot) becomes the checkpoint.
+		if s.off != noBoundary {
+			w.ckptOff = s.off
+			w.ckptTok = append(w.ckptTok[:0], w.toks[low&w.mask]...)
+			w.ckptSeq = end - 1
+			w.ckptOK = true
+			moved = true
 		}
 		low = end
 	}
