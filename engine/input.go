@@ -293,7 +293,7 @@ func (ir *inputRunner) Flush(ctx context.Context) error {
 	ir.stats.out.Add(uint64(len(ir.batch)))
 	// Stamp the hand-off time on the batch's first packet: outputs sample
 	// ack latency once per batch from it.
-	ir.batch[0].Sent = nowNano()
+	ir.batch[0].Sent = monoNano()
 	ir.stats.tapBatch(ir.batch)
 	ir.dispatch(ir.edges, ir.batch)
 	clear(ir.batch)

@@ -116,9 +116,9 @@ func (or *outputRunner) write(batch []*pack.Packet) (err error) {
 			err = or.onPanic(r)
 		}
 	}()
-	start := time.Now()
+	start := monoNano()
 	err = or.out.Write(or.e.hardCtx, batch)
-	d := time.Since(start)
+	d := time.Duration(monoNano() - start)
 	or.stats.ackNanos.Add(uint64(d))
 	or.stats.batches.Add(1)
 	or.stats.writeHist.observe(d.Seconds())
@@ -159,7 +159,7 @@ func (or *outputRunner) ack(batch []*pack.Packet) {
 		// One latency sample per batch: the first packet stamped by its
 		// input's hand-off.
 		if p.Sent != 0 {
-			or.stats.ackHist.observe(float64(nowNano()-p.Sent) / 1e9)
+			or.stats.ackHist.observe(float64(monoNano()-p.Sent) / 1e9)
 			break
 		}
 	}

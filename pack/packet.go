@@ -55,9 +55,10 @@ type Packet struct {
 	parent *Packet
 	bytes  int64 // bytes accounted against the pool when emitted
 
-	// Sent is when the engine handed the packet on from its input (unix
-	// nanoseconds; engine-owned, set on the first packet of each batch):
-	// outputs sample ack latency from it.
+	// Sent is when the engine handed the packet on from its input (the
+	// engine's monotonic clock in nanoseconds, not a wall time;
+	// engine-owned, set on the first packet of each batch): outputs
+	// sample ack latency from it.
 	Sent int64
 }
 
