@@ -151,18 +151,20 @@ func (c *chain) processFrom(batch []*pack.Packet, i int) (next int) {
 			next++
 		}
 	}()
+	// c.f changes only in onPanic, after which this loop is left.
+	f, fc := c.f, c.fc
 	for ; next < len(batch); next++ {
 		p := batch[next]
-		c.fc.cur, c.fc.handled = p, false
-		if err := c.f.Process(c.fc, p); err != nil {
-			if !c.fc.handled {
+		fc.cur, fc.handled = p, false
+		if err := f.Process(fc, p); err != nil {
+			if !fc.handled {
 				// The copy-on-write replacement, if the filter took one,
 				// holds the packet's place now.
-				c.fail(c.fc.cur, err)
+				c.fail(fc.cur, err)
 			} else {
 				c.o.e.log.Warn("filter returned an error after handling the packet", "filter", c.n.name(), "err", err)
 			}
-		} else if !c.fc.handled {
+		} else if !fc.handled {
 			c.fail(p, fmt.Errorf("BUG: filter %s returned without emitting, dropping or consuming the packet", c.n.name()))
 		}
 	}

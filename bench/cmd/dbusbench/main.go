@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,32 +130,44 @@ func scenarios(w io.Writer, d time.Duration) error {
 		}
 	}
 	fmt.Fprintln(w)
-	// Stability: 5 runs of the headline scenario per GOMAXPROCS.
-	fmt.Fprintln(w, "## Stability (input -> filter -> output, 128 B, 5 runs each)")
+	// Stability: 5 runs of the headline scenario per GOMAXPROCS, each
+	// paired with a channel-baseline run right after it: on a shared
+	// machine the median of paired ratios is the steadier comparison.
+	fmt.Fprintln(w, "## Stability (input -> filter -> output, 128 B, 5 runs each, each paired with a channel-baseline run)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| GOMAXPROCS | runs (M packets/s) | median | spread (max-min)/median |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	headline := bench.Config(bench.Shape{Inputs: 1, Filter: true, Outputs: 1}, 128)
+	fmt.Fprintln(w, "| GOMAXPROCS | dbus runs (M packets/s) | median | spread (max-min)/median | channel runs (M packets/s) | dbus / channel per pair | median dbus / channel |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	headShape := bench.Shape{Inputs: 1, Filter: true, Outputs: 1}
+	headline := bench.Config(headShape, 128)
+	median := func(v []float64) float64 {
+		sorted := append([]float64(nil), v...)
+		sort.Float64s(sorted)
+		return sorted[len(sorted)/2]
+	}
+	list1 := func(v []float64, scale float64, format string) string {
+		var parts []string
+		for _, x := range v {
+			parts = append(parts, fmt.Sprintf(format, x/scale))
+		}
+		return strings.Join(parts, ", ")
+	}
 	for _, p := range []int{1, 2} {
-		fmt.Fprintf(os.Stderr, "stability: GOMAXPROCS=%d, 5 runs ...\n", p)
+		fmt.Fprintf(os.Stderr, "stability: GOMAXPROCS=%d, 5 paired runs ...\n", p)
 		prev := runtime.GOMAXPROCS(p)
-		var rates []float64
+		var rates, chans, ratios []float64
 		for i := 0; i < 5; i++ {
 			r, err := bench.RunDBus(headline, reg, warm, d, nil)
 			if err != nil {
 				return err
 			}
-			rates = append(rates, r.PacketsPerSec)
+			ch := float64(bench.ChannelPipeline(headShape, 128, d)) / d.Seconds()
+			rates, chans, ratios = append(rates, r.PacketsPerSec), append(chans, ch), append(ratios, r.PacketsPerSec/ch)
 		}
 		runtime.GOMAXPROCS(prev)
-		sorted := append([]float64(nil), rates...)
-		sort.Float64s(sorted)
-		med := sorted[2]
-		var parts []string
-		for _, r := range rates {
-			parts = append(parts, fmt.Sprintf("%.1f", r/1e6))
-		}
-		fmt.Fprintf(w, "| %d | %s | %s | %.0f %% |\n", p, strings.Join(parts, ", "), human(med), 100*(sorted[4]-sorted[0])/med)
+		med := median(rates)
+		lo, hi := slices.Min(rates), slices.Max(rates)
+		fmt.Fprintf(w, "| %d | %s | %s | %.0f %% | %s | %s | %.1fx |\n", p, list1(rates, 1e6, "%.1f"), human(med), 100*(hi-lo)/med,
+			list1(chans, 1e6, "%.2f"), list1(ratios, 1, "%.1fx"), median(ratios))
 	}
 	fmt.Fprintln(w)
 	// Idle CPU: a pipeline whose source has nothing to read.
