@@ -232,7 +232,7 @@ var (
 func micro(w io.Writer, benchtime string) {
 	type pkg struct{ dir, benchtime, cpu string }
 	pkgs := []pkg{{"./ring/", benchtime, "1,2"}, {"./pack/", benchtime, "1,2"}, {"./engine/", benchtime, "1,2"}}
-	for _, p := range []pkg{{"./bench/kafka/", "2x", "2"}, {"./bench/binlog/", "3x", "2"}, {"./bench/logs/", "1x", "2"}, {"./cluster/assign/", "20x", "2"}} {
+	for _, p := range []pkg{{"./bench/kafka/", "2x", "2"}, {"./bench/binlog/", "5x", "2"}, {"./bench/logs/", "1x", "2"}, {"./cluster/assign/", "20x", "2"}} {
 		if _, err := os.Stat(p.dir); err == nil {
 			pkgs = append(pkgs, p)
 		}
