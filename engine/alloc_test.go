@@ -14,9 +14,10 @@ import (
 
 // stepInput emits `per` packets each time it receives a step.
 type stepInput struct {
-	step chan struct{}
-	per  int
-	data []byte
+	step    chan struct{}
+	per     int
+	data    []byte
+	batched bool // NewPackets + EmitBatch instead of NewPacket + Emit
 }
 
 func (s *stepInput) Run(ctx context.Context, ic engine.InputContext) error {
@@ -25,11 +26,35 @@ func (s *stepInput) Run(ctx context.Context, ic engine.InputContext) error {
 		return err
 	}
 	var seq int64
+	buf := make([]*pack.Packet, 64) // once: passed to an interface, it escapes
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.step:
+		}
+		if s.batched {
+			for left := s.per; left > 0; {
+				n, err := ic.NewPackets(ctx, buf[:min(left, len(buf))])
+				if err != nil {
+					return nil
+				}
+				for _, p := range buf[:n] {
+					p.Payload = append(p.Payload[:0], s.data...)
+					p.Key = append(p.Key[:0], "key"...)
+					seq++
+					p.Pos.Offset = seq
+					p.Flags |= pack.FlagBoundary
+				}
+				if err := ic.EmitBatch(ctx, st, buf[:n]); err != nil {
+					return nil
+				}
+				left -= n
+			}
+			if err := ic.Flush(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		for i := 0; i < s.per; i++ {
 			p, err := ic.NewPacket(ctx)
@@ -62,11 +87,11 @@ func (c countOutput) Write(_ context.Context, b []*pack.Packet) error {
 // stepEngine runs input -> MockFilter -> counting output (through a ring)
 // with a stepping input of per packets a step; step moves one step and
 // waits until the output acked it; stop ends the engine.
-func stepEngine(t testing.TB, per, pool int) (step func(), stop func()) {
+func stepEngine(t testing.TB, per, pool int, batched ...bool) (step func(), stop func()) {
 	t.Helper()
 	reg := engine.NewRegistry()
 	mock.Register(reg)
-	in := &stepInput{step: make(chan struct{}), per: per, data: make([]byte, 128)}
+	in := &stepInput{step: make(chan struct{}), per: per, data: make([]byte, 128), batched: len(batched) > 0 && batched[0]}
 	var count atomic.Int64
 	reg.MustRegister(engine.Spec{Class: "Step", Kind: engine.KindInput,
 		NewInput: func(*engine.Conf) (engine.Input, error) { return in, nil }})
@@ -109,8 +134,13 @@ outputs:
 }
 
 func TestEngineAllocsPerPacketZero(t *testing.T) {
+	t.Run("per-packet", func(t *testing.T) { testAllocsPerPacketZero(t, false) })
+	t.Run("batched", func(t *testing.T) { testAllocsPerPacketZero(t, true) })
+}
+
+func testAllocsPerPacketZero(t *testing.T, batched bool) {
 	const per = 256
-	step, stop := stepEngine(t, per, 1024)
+	step, stop := stepEngine(t, per, 1024, batched)
 	for i := 0; i < 16; i++ { // warm every pooled packet
 		step()
 	}

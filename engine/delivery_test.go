@@ -740,3 +740,151 @@ outputs:
 		t.Fatalf("ack latency samples %d for %d batches", st.AckSeconds.Count, st.Batches)
 	}
 }
+
+// burstInput emits n packets with NewPackets/EmitBatch in bursts of
+// irregular sizes; with fail set, its last EmitBatch runs on a canceled
+// context against a full window.
+type burstInput struct{ n int }
+
+func (b burstInput) Run(ctx context.Context, ic engine.InputContext) error {
+	st, err := ic.Stream("")
+	if err != nil {
+		return err
+	}
+	buf := make([]*pack.Packet, 128)
+	seq := 0
+	for size := 1; seq < b.n; size = size%97 + 7 {
+		n, err := ic.NewPackets(ctx, buf[:min(size, b.n-seq)])
+		if err != nil {
+			return err
+		}
+		if n < 1 || n > size {
+			return fmt.Errorf("NewPackets gave %d packets for %d", n, size)
+		}
+		for _, p := range buf[:n] {
+			p.Payload = fmt.Appendf(p.Payload[:0], "0:%d", seq)
+			seq++
+			p.Pos.Offset = int64(seq)
+			p.Flags |= pack.FlagBoundary
+		}
+		if err := ic.EmitBatch(ctx, st, buf[:n]); err != nil {
+			return err
+		}
+	}
+	return ic.Flush(ctx)
+}
+
+// TestEngineInputBatchAPI: packets taken with NewPackets and emitted with
+// EmitBatch in bursts of every size, through a pool smaller than a burst
+// and a window that fills, arrive once each and in order, and the
+// checkpoint reaches the last one.
+func TestEngineInputBatchAPI(t *testing.T) {
+	rec := mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Rec": rec})
+	const n = 20000
+	reg.MustRegister(engine.Spec{Class: "Burst", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) { return burstInput{n: n}, nil }})
+	store := engine.NewMemoryStore()
+	_, err := run(t, reg, `
+engine: {batch: 16}
+inputs:
+  - {name: in, class: Burst, pool: 64, window: 32}
+outputs:
+  - {name: out, class: Rec, match: in}
+`, store, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := rec.Payloads()
+	if len(ps) != n {
+		t.Fatalf("got %d packets, want %d", len(ps), n)
+	}
+	for i, p := range ps {
+		if _, seq, ok := mock.ParsePayload(p); !ok || seq != int64(i) {
+			t.Fatalf("packet %d is %q", i, p)
+		}
+	}
+	if cp, _, _ := store.Load("in"); cp.Offset != n {
+		t.Fatalf("checkpoint %d, want %d", cp.Offset, n)
+	}
+}
+
+// inputFunc is an Input from a function.
+type inputFunc func(ctx context.Context, ic engine.InputContext) error
+
+func (f inputFunc) Run(ctx context.Context, ic engine.InputContext) error { return f(ctx, ic) }
+
+// neverOutput never completes a write until its context ends.
+type neverOutput struct{}
+
+func (neverOutput) Write(ctx context.Context, _ []*pack.Packet) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestEngineEmitBatchFullWindowEndsWithContext: an EmitBatch waiting for
+// window space (nothing is acked) returns an error when the engine stops,
+// instead of hanging.
+func TestEngineEmitBatchFullWindowEndsWithContext(t *testing.T) {
+	reg := testRegistry(t, map[string]*mock.Recorder{})
+	got := make(chan error, 1)
+	reg.MustRegister(engine.Spec{Class: "Stuck", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) {
+			return inputFunc(func(ctx context.Context, ic engine.InputContext) error {
+				st, err := ic.Stream("")
+				if err != nil {
+					return err
+				}
+				// The output never acks: 8 packets fill the window, the
+				// 9th EmitBatch waits until the engine stops.
+				buf := make([]*pack.Packet, 8)
+				for round := 0; round < 2; round++ {
+					n, err := ic.NewPackets(ctx, buf)
+					if err != nil {
+						got <- err
+						return nil
+					}
+					if err := ic.EmitBatch(ctx, st, buf[:n]); err != nil {
+						got <- err
+						return nil
+					}
+					if err := ic.Flush(ctx); err != nil {
+						got <- err
+						return nil
+					}
+				}
+				got <- nil
+				return nil
+			}), nil
+		}})
+	reg.MustRegister(engine.Spec{Class: "Never", Kind: engine.KindOutput,
+		NewOutput: func(*engine.Conf) (engine.Output, error) { return neverOutput{}, nil }})
+	cfg, err := engine.Parse("t.yaml", []byte(`
+engine: {batch: 4, shutdown_timeout: 200ms}
+inputs:
+  - {name: in, class: Stuck, pool: 32, window: 8}
+outputs:
+  - {name: out, class: Never, match: in}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("the second EmitBatch succeeded on a full window")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("EmitBatch did not return after the engine stopped")
+	}
+	<-done
+}

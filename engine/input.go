@@ -231,6 +231,64 @@ func (ir *inputRunner) NewPacket(ctx context.Context) (*pack.Packet, error) {
 	return ir.pool.Get(ctx)
 }
 
+func (ir *inputRunner) NewPackets(ctx context.Context, dst []*pack.Packet) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	if !ir.paused.Load() {
+		n := ir.pool.TryGetLocalN(dst)
+		for n < len(dst) {
+			p := ir.pool.TryGet()
+			if p == nil {
+				break
+			}
+			dst[n] = p
+			n++
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	p, err := ir.NewPacket(ctx) // paused, or the pool is empty: wait
+	if err != nil {
+		return 0, err
+	}
+	dst[0] = p
+	return 1, nil
+}
+
+func (ir *inputRunner) EmitBatch(ctx context.Context, s *Stream, ps []*pack.Packet) error {
+	if !s.dirty {
+		s.dirty = true
+		ir.dirty = append(ir.dirty, s)
+	}
+	for i, p := range ps {
+		if !s.win.TryTrack(p) {
+			if err := s.win.Track(ctx, p); err != nil {
+				for _, q := range ps[i:] {
+					ir.rel.Release(q)
+				}
+				return err
+			}
+		}
+		ir.outBytes += pack.Account(p)
+		ir.batch = append(ir.batch, p)
+		if len(ir.batch) >= ir.batchSize {
+			if err := ir.Flush(ctx); err != nil {
+				for _, q := range ps[i+1:] {
+					ir.rel.Release(q)
+				}
+				return err
+			}
+			if !s.dirty { // Flush published and cleared the dirty list
+				s.dirty = true
+				ir.dirty = append(ir.dirty, s)
+			}
+		}
+	}
+	return nil
+}
+
 func (ir *inputRunner) Discard(p *pack.Packet) { ir.rel.Release(p) }
 
 func (ir *inputRunner) Emit(ctx context.Context, s *Stream, p *pack.Packet) error {

@@ -156,6 +156,19 @@ func (p *Pool) TryGetLocal() *Packet {
 	return nil
 }
 
+// TryGetLocalN moves up to len(dst) packets from the owner's stack into
+// dst and returns how many; only the pool's owner goroutine may call it.
+func (p *Pool) TryGetLocalN(dst []*Packet) int {
+	n := min(len(dst), len(p.stack))
+	top := len(p.stack)
+	// Most recently recycled first, as TryGetLocal hands them out.
+	for i := 0; i < n; i++ {
+		dst[i] = p.stack[top-1-i]
+	}
+	p.stack = p.stack[:top-n]
+	return n
+}
+
 // tryGetShared is TryGet from the free ring (through the cache).
 func (p *Pool) tryGetShared() *Packet {
 	if p.head == len(p.cache) {
