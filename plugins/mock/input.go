@@ -86,18 +86,8 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			continue
 		}
 		if in.rate > 0 && emitted%64 == 0 {
-			due := start.Add(time.Duration(emitted * int64(time.Second) / in.rate))
-			if d := time.Until(due); d > 0 {
-				if err := ic.Flush(ctx); err != nil {
-					return err
-				}
-				t := time.NewTimer(d)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
+			if stop, err := in.pace(ctx, ic, start, emitted); stop {
+				return err
 			}
 		}
 		p, err := ic.NewPacket(ctx)
@@ -122,6 +112,28 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 	return ic.Flush(ctx)
 }
 
+// pace waits until emitted packets are due at the configured rate,
+// flushing first. stop reports that Run should return err (nil when ctx
+// ended).
+func (in *Input) pace(ctx context.Context, ic engine.InputContext, start time.Time, emitted int64) (stop bool, err error) {
+	due := start.Add(time.Duration(emitted * int64(time.Second) / in.rate))
+	d := time.Until(due)
+	if d <= 0 {
+		return false, nil
+	}
+	if err := ic.Flush(ctx); err != nil {
+		return true, err
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return true, nil
+	case <-t.C:
+	}
+	return false, nil
+}
+
 // runBatched is Run for one stream: it takes and emits packets in bursts
 // of up to 64 (InputContext.NewPackets, EmitBatch). The packets are the
 // same as Run's.
@@ -142,18 +154,8 @@ func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, s *engi
 			want = int(min(int64(want), in.count-seq))
 		}
 		if in.rate > 0 {
-			due := start.Add(time.Duration(emitted * int64(time.Second) / in.rate))
-			if d := time.Until(due); d > 0 {
-				if err := ic.Flush(ctx); err != nil {
-					return err
-				}
-				t := time.NewTimer(d)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
+			if stop, err := in.pace(ctx, ic, start, emitted); stop {
+				return err
 			}
 			want = int(min(int64(want), max(in.rate/100, 1))) // about 10 ms of packets a burst
 		}

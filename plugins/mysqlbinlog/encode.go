@@ -318,53 +318,51 @@ func appendValue(dst []byte, c *column, v any) ([]byte, error) {
 		}
 		return strconv.AppendFloat(dst, x, 'g', -1, 64), nil
 	case string:
-		switch c.kind {
-		case vkBinary:
-			if len(x) < c.padLen {
-				return appendPaddedBase64(dst, x, c.padLen), nil
-			}
-			return appendBase64(dst, x), nil
-		case vkTemporal:
-			if c.fsp > 0 && strings.IndexByte(x, '.') < 0 {
-				// go-mysql drops the fraction of a zero TIME.
-				dst = append(dst, '"')
-				dst = append(dst, x...)
-				dst = append(dst, ".000000"[:c.fsp+1]...)
-				return append(dst, '"'), nil
-			}
-		case vkJSON:
-			if x == "" {
-				return append(dst, "null"...), nil
-			}
-			if json.Valid(stringBytes(x)) {
-				return append(dst, x...), nil
-			}
-			return appendJSONString(dst, x), nil
+		if c.kind == vkTemporal && c.fsp > 0 && strings.IndexByte(x, '.') < 0 {
+			// go-mysql drops the fraction of a zero TIME.
+			dst = append(dst, '"')
+			dst = append(dst, x...)
+			dst = append(dst, ".000000"[:c.fsp+1]...)
+			return append(dst, '"'), nil
 		}
-		if c.latin1 {
-			return appendLatin1(dst, x), nil
-		}
-		return appendJSONString(dst, x), nil
+		return appendText(dst, c, x), nil
 	case []byte:
-		switch c.kind {
-		case vkBinary:
-			return appendBase64(dst, x), nil
-		case vkJSON:
-			if len(x) == 0 {
-				return append(dst, "null"...), nil
-			}
-			if json.Valid(x) {
-				return append(dst, x...), nil
-			}
-		}
-		if c.latin1 {
-			return appendLatin1(dst, x), nil
-		}
-		return appendJSONString(dst, x), nil
+		return appendText(dst, c, x), nil
 	case *replication.JsonDiff:
 		return dst, fmt.Errorf("column %s: partial JSON update: set binlog_row_value_options='' on the server so full JSON values are logged", c.def.Name)
 	}
 	return dst, fmt.Errorf("column %s: unexpected value type %T", c.def.Name, v)
+}
+
+// appendText appends a string or bytes value of column c: base64 for
+// binary columns (BINARY(n) padded back to n), a raw JSON value for valid
+// JSON columns (null when empty), else a JSON string (latin1 converted).
+func appendText[T []byte | string](dst []byte, c *column, s T) []byte {
+	switch c.kind {
+	case vkBinary:
+		if len(s) < c.padLen {
+			return appendPaddedBase64(dst, s, c.padLen)
+		}
+		return appendBase64(dst, s)
+	case vkJSON:
+		if len(s) == 0 {
+			return append(dst, "null"...)
+		}
+		var b []byte
+		switch x := any(s).(type) {
+		case string:
+			b = stringBytes(x)
+		case []byte:
+			b = x
+		}
+		if json.Valid(b) {
+			return append(dst, s...)
+		}
+	}
+	if c.latin1 {
+		return appendLatin1(dst, s)
+	}
+	return appendJSONString(dst, s)
 }
 
 // stringBytes views s as bytes without copying; the result must not be

@@ -2,7 +2,6 @@ package mysqlbinlog
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -290,24 +289,7 @@ func appendRawValue(dst []byte, c *column, b []byte) ([]byte, error) {
 		}
 		return appendValue(dst, c, int64(x))
 	case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_BLOB:
-		switch c.kind {
-		case vkBinary:
-			if len(b) < c.padLen {
-				return appendPaddedBase64(dst, b, c.padLen), nil
-			}
-			return appendBase64(dst, b), nil
-		case vkJSON:
-			if len(b) == 0 {
-				return append(dst, "null"...), nil
-			}
-			if json.Valid(b) {
-				return append(dst, b...), nil
-			}
-		}
-		if c.latin1 {
-			return appendLatin1(dst, b), nil
-		}
-		return appendJSONString(dst, b), nil
+		return appendText(dst, c, b), nil
 	}
 	return dst, fmt.Errorf("column %s: no native decoding for binlog type %d", c.def.Name, c.tp)
 }
