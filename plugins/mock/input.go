@@ -141,10 +141,14 @@ func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, s *engi
 	const burst = 64
 	var (
 		buf       [burst]*pack.Packet
+		key       = Seq{}
 		start     = time.Now()
 		startNano = start.UnixNano()
 		emitted   int64
 	)
+	if in.keys > 0 {
+		key = *NewSeq(seq % in.keys)
+	}
 	for in.count <= 0 || seq < in.count {
 		if ctx.Err() != nil {
 			return nil
@@ -166,8 +170,12 @@ func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, s *engi
 		for _, p := range buf[:n] {
 			p.Payload = sq.AppendPayload(p.Payload[:0], name, in.template)
 			if in.keys > 0 {
+				// "k" + seq%keys, counted in place like the payload.
 				p.Key = append(p.Key[:0], 'k')
-				p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
+				p.Key = key.AppendDigits(p.Key)
+				if key.Inc(); key.N() == in.keys {
+					key.Reset()
+				}
 			}
 			p.Ts = startNano + emitted
 			p.Pos.Offset = seq + 1
@@ -211,6 +219,16 @@ func NewSeq(n int64) *Seq {
 	s.start = len(s.buf) - len(d)
 	copy(s.buf[s.start:], d)
 	return s
+}
+
+// AppendDigits appends the counter's decimal digits.
+func (s *Seq) AppendDigits(dst []byte) []byte { return append(dst, s.buf[s.start:]...) }
+
+// Reset sets the counter to zero (without allocating).
+func (s *Seq) Reset() {
+	s.n = 0
+	s.start = len(s.buf) - 1
+	s.buf[s.start] = '0'
 }
 
 // N returns the counter's value.

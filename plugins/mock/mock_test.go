@@ -38,3 +38,17 @@ func TestEngineMockSeqCounter(t *testing.T) {
 		}
 	}
 }
+
+func TestEngineMockSeqReset(t *testing.T) {
+	s := NewSeq(987)
+	s.Reset()
+	for n := int64(0); n < 120; n++ {
+		if got, want := string(s.AppendDigits(nil)), strconv.FormatInt(n, 10); got != want || s.N() != n {
+			t.Fatalf("after reset, step %d: %q (N %d), want %q", n, got, s.N(), want)
+		}
+		s.Inc()
+	}
+	if a := testing.AllocsPerRun(100, func() { s.Reset(); s.Inc() }); a != 0 {
+		t.Fatalf("Reset allocates %.1f", a)
+	}
+}
