@@ -382,20 +382,36 @@ func appendPadded(dst []byte, v uint64, width int) []byte {
 	return append(dst, s...)
 }
 
+// digits2 holds "00" to "99".
+const digits2 = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// append2 appends v as two digits (appendPadded beyond 99).
+func append2(dst []byte, v int) []byte {
+	if uint(v) < 100 {
+		return append(dst, digits2[2*v], digits2[2*v+1])
+	}
+	return appendPadded(dst, uint64(max(v, 0)), 2)
+}
+
 func appendDate(dst []byte, y, m, d int) []byte {
-	dst = appendPadded(dst, uint64(y), 4)
+	if uint(y) < 10000 {
+		dst = append2(dst, y/100)
+		dst = append2(dst, y%100)
+	} else {
+		dst = appendPadded(dst, uint64(max(y, 0)), 4)
+	}
 	dst = append(dst, '-')
-	dst = appendPadded(dst, uint64(m), 2)
+	dst = append2(dst, m)
 	dst = append(dst, '-')
-	return appendPadded(dst, uint64(d), 2)
+	return append2(dst, d)
 }
 
 func appendClock(dst []byte, h, m, s int) []byte {
-	dst = appendPadded(dst, uint64(h), 2)
+	dst = append2(dst, h)
 	dst = append(dst, ':')
-	dst = appendPadded(dst, uint64(m), 2)
+	dst = append2(dst, m)
 	dst = append(dst, ':')
-	return appendPadded(dst, uint64(s), 2)
+	return append2(dst, s)
 }
 
 // appendFrac appends "." and the first dec digits of usec (6 digits).
@@ -404,7 +420,13 @@ func appendFrac(dst []byte, usec int64, dec int) []byte {
 		return dst
 	}
 	var buf [8]byte
-	s := appendPadded(buf[:0], uint64(usec), 6)
+	var s []byte
+	if uint64(usec) < 1000000 {
+		u := int(usec)
+		s = append2(append2(append2(buf[:0], u/10000), u/100%100), u%100)
+	} else {
+		s = appendPadded(buf[:0], uint64(usec), 6)
+	}
 	dst = append(dst, '.')
 	return append(dst, s[:dec]...)
 }
