@@ -47,7 +47,8 @@ type Config struct {
 	MaxRowBytes int64 // row changes larger than this are counted (and still emitted)
 	SchemaFile  string
 	// Decoder of row images: "native" (dbus reads them straight into
-	// JSON, go-mysql for the types it does not know) or "go-mysql".
+	// JSON, go-mysql for the types it does not know; also "") or
+	// "go-mysql".
 	Decoder string
 }
 
@@ -80,7 +81,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("flavor %q: want auto, mysql or mariadb", c.Flavor)
 	}
 	switch c.Decoder {
-	case "native", "go-mysql":
+	case "", "native", "go-mysql": // "": native
 	default:
 		return fmt.Errorf("decoder %q: want native or go-mysql", c.Decoder)
 	}

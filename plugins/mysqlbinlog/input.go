@@ -357,7 +357,7 @@ func startStream(ctx context.Context, cfg *Config, f *filters, info *serverInfo,
 		UseDecimal: false, RenderJSONAsMySQLText: true, DiscardGTIDSet: true,
 		EventCacheCount: 1, Logger: quietLogger(log),
 	}
-	h := &syncHandler{events: st.events, done: st.done, hook: newRowsHook(f, cfg.Decoder == "native")}
+	h := &syncHandler{events: st.events, done: st.done, hook: newRowsHook(f, cfg.Decoder != "go-mysql")}
 	scfg.SynchronousEventHandler = h
 	if h.hook != nil {
 		scfg.RowsEventDecodeFunc = h.hook.decode
