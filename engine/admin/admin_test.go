@@ -645,11 +645,29 @@ func TestAPITap(t *testing.T) {
 
 func TestAPITapOneAtATimePerNode(t *testing.T) {
 	h := start(t, hopts{section: "{tap: {enabled: true}}"})
+	// The input is paused, so the first tap stays open until it is
+	// resumed (the long timeout only bounds a broken run; a short one made
+	// the test flaky on a loaded machine: the first tap could end before
+	// the second request came).
 	h.do("POST", "/api/v1/inputs/gen/pause", "")
+	// Packets emitted before the pause may still be on their way (a tap
+	// would see them and end early).
+	waitFor(t, "the paused pipeline to go quiet", func() bool {
+		n := h.rec.Len()
+		time.Sleep(100 * time.Millisecond)
+		return h.rec.Len() == n
+	})
 	result := make(chan int, 1)
 	go func() {
-		code, _ := h.do("GET", "/api/v1/tap/out?max=10&timeout=500ms", "")
-		result <- code
+		// Retried while a probe below holds the node's tap slot.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			code, _ := h.do("GET", "/api/v1/tap/out?max=10&timeout=20s", "")
+			if code != 409 || time.Now().After(deadline) {
+				result <- code
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}()
 	time.Sleep(150 * time.Millisecond)
 	waitFor(t, "the first tap", func() bool {
@@ -660,8 +678,14 @@ func TestAPITapOneAtATimePerNode(t *testing.T) {
 		}
 		return false
 	})
-	if c := <-result; c != 200 {
-		t.Fatalf("first tap: %d", c)
+	h.do("POST", "/api/v1/inputs/gen/resume", "")
+	select {
+	case c := <-result:
+		if c != 200 {
+			t.Fatalf("first tap: %d", c)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first tap did not end after the input resumed")
 	}
 }
 
