@@ -76,7 +76,13 @@ func (c *column) nativeLayout(tp byte, meta uint16) bool {
 		if meta > 6 {
 			return false
 		}
-		base := map[byte]int{mysql.MYSQL_TYPE_DATETIME2: 5, mysql.MYSQL_TYPE_TIMESTAMP2: 4, mysql.MYSQL_TYPE_TIME2: 3}[tp]
+		base := 3 // TIME2
+		switch tp {
+		case mysql.MYSQL_TYPE_DATETIME2:
+			base = 5
+		case mysql.MYSQL_TYPE_TIMESTAMP2:
+			base = 4
+		}
 		c.fixed = base + int(meta+1)/2
 	case mysql.MYSQL_TYPE_BIT:
 		nbits := int(meta>>8)*8 + int(meta&0xff)
