@@ -17,10 +17,11 @@
 //     packets with ic.NewPacket (it blocks under back pressure), fill
 //     them, set Pos and FlagBoundary, ic.Emit them on a Stream, call
 //     ic.Flush before blocking on the source, and resume from
-//     Stream.Resume.
+//     Stream.Resume. Inputs that read in bursts may take and emit many
+//     packets per call (ic.NewPackets, ic.EmitBatch).
 //  4. Filters: for each packet call exactly one of Emit, Drop, Consume
 //     (after Derive) or return an error; call Writable before changing a
-//     packet.
+//     packet, and never change its Pos or flags.
 //  5. Outputs: Write returns nil only when the sink durably accepted the
 //     batch (or implement AsyncOutput and call Completion.Done once);
 //     never keep a packet afterwards. Mark errors retrying cannot fix with
