@@ -338,9 +338,7 @@ func (r *Releaser) runAdd(w *Window, pk *Packet) {
 	}
 	if pk.Flags&FlagBoundary != 0 {
 		r.run.off = pk.Pos.Offset
-		if len(pk.Pos.Token) > 0 || w.toksUsed.Load() {
-			w.storeTok(r.run.start, pk.Pos.Token)
-		}
+		w.setTok(r.run.start, pk.Pos.Token)
 	}
 }
 
@@ -406,9 +404,7 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 			}
 			if pk.Flags&FlagBoundary != 0 {
 				r.run.off = pk.Pos.Offset
-				if len(pk.Pos.Token) > 0 || w.toksUsed.Load() {
-					w.storeTok(r.run.start, pk.Pos.Token)
-				}
+				w.setTok(r.run.start, pk.Pos.Token)
 			}
 		}
 		if pl != r.pool || len(r.buf) == cap(r.buf) {

@@ -128,12 +128,10 @@ func (w *Window) reserve(ctx context.Context) (uint64, error) {
 // window. It blocks while the window is full (the oldest in-flight packet
 // is not done yet). p's position is read when p is done.
 func (w *Window) Track(ctx context.Context, p *Packet) error {
-	if w.local-w.lowCache > w.mask { // rare: refresh low or wait
-		return w.trackSlow(ctx, p)
+	if w.TryTrack(p) {
+		return nil
 	}
-	p.Seq, p.win = w.local, w
-	w.local++
-	return nil
+	return w.trackSlow(ctx, p) // rare: refresh low or wait
 }
 
 // TryTrack is Track without waiting (and small enough to inline): it
