@@ -22,17 +22,22 @@ type Cluster struct {
 // the given topics seeded with partitions each. It is closed at cleanup.
 func Start(tb testing.TB, nbrokers int, partitions int32, topics []string, opts ...kfake.Opt) *Cluster {
 	tb.Helper()
-	o := []kfake.Opt{kfake.NumBrokers(nbrokers), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions))}
-	if len(topics) > 0 {
-		o = append(o, kfake.SeedTopics(partitions, topics...))
-	}
-	o = append(o, opts...)
-	c, err := kfake.NewCluster(o...)
+	c, err := kfake.NewCluster(append(clusterOpts(nbrokers, partitions, topics), opts...)...)
 	if err != nil {
 		tb.Fatalf("start kfake cluster: %v", err)
 	}
 	tb.Cleanup(c.Close)
 	return &Cluster{Cluster: c, Seeds: c.ListenAddrs()}
+}
+
+// clusterOpts are the options of a cluster of nbrokers brokers with auto
+// topic creation and topics seeded with partitions each.
+func clusterOpts(nbrokers int, partitions int32, topics []string) []kfake.Opt {
+	o := []kfake.Opt{kfake.NumBrokers(nbrokers), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions))}
+	if len(topics) > 0 {
+		o = append(o, kfake.SeedTopics(partitions, topics...))
+	}
+	return o
 }
 
 // SeedList returns the seeds as a YAML flow list: [a, b].

@@ -47,11 +47,7 @@ func MaybeServe() {
 		fmt.Fprintf(os.Stderr, "kfaketest: bad %s: %v\n", serveEnv, err)
 		os.Exit(2)
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(max(s.Brokers, 1)), kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(int(max(s.Partitions, 1)))}
-	if len(s.Topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(max(s.Partitions, 1), s.Topics...))
-	}
+	opts := clusterOpts(max(s.Brokers, 1), max(s.Partitions, 1), s.Topics)
 	if s.Blackhole {
 		opts = append(opts, kfake.BlackholeProduce())
 	}
