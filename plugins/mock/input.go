@@ -36,13 +36,42 @@ func newInput(c *engine.Conf) (engine.Input, error) {
 	return in, nil
 }
 
+// gen generates one stream's packets.
+type gen struct {
+	s    *engine.Stream
+	name []byte
+	next int64 // next sequence
+	seq  *Seq  // next, in decimal digits
+	key  Seq   // next % keys, in decimal digits
+}
+
+// fill writes the packets of g's next sequences into ps, stamped ts,
+// ts+1, ..., and moves g on. One call per burst: a call per packet costs
+// the dry run about 5 % (measured).
+func (in *Input) fill(g *gen, ps []*pack.Packet, ts int64) {
+	for _, p := range ps {
+		p.Payload = g.seq.AppendPayload(p.Payload[:0], g.name, in.template)
+		if in.keys > 0 {
+			// "k" + seq%keys, counted in place like the payload.
+			p.Key = append(p.Key[:0], 'k')
+			p.Key = g.key.AppendDigits(p.Key)
+			if g.key.Inc(); g.key.N() == in.keys {
+				g.key.Reset()
+			}
+		}
+		p.Ts = ts
+		ts++
+		p.Pos.Offset = g.next + 1
+		p.Flags |= pack.FlagBoundary
+		g.next++
+		g.seq.Inc()
+	}
+}
+
 // Run implements engine.Input.
 func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
-	streams := make([]*engine.Stream, in.streams)
-	next := make([]int64, in.streams)
-	seqs := make([]*Seq, in.streams)
-	names := make([][]byte, in.streams)
-	for i := range streams {
+	gens := make([]*gen, in.streams)
+	for i := range gens {
 		id := ""
 		if in.streams > 1 {
 			id = strconv.Itoa(i)
@@ -51,15 +80,18 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return err
 		}
-		streams[i] = s
+		g := &gen{s: s, name: []byte(strconv.Itoa(i))}
 		if cp, ok := s.Resume(); ok {
-			next[i] = cp.Offset
+			g.next = cp.Offset
 		}
-		names[i] = []byte(strconv.Itoa(i))
-		seqs[i] = NewSeq(next[i])
+		g.seq = NewSeq(g.next)
+		if in.keys > 0 {
+			g.key = *NewSeq(g.next % in.keys)
+		}
+		gens[i] = g
 	}
 	if in.streams == 1 {
-		return in.runBatched(ctx, ic, streams[0], next[0], seqs[0], names[0])
+		return in.runBatched(ctx, ic, gens[0])
 	}
 	var (
 		start     = time.Now()
@@ -72,15 +104,14 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if emitted&255 == 0 && ctx.Err() != nil {
 			return nil
 		}
-		i := cur
+		g := gens[cur]
 		cur++
 		if cur == in.streams {
 			cur = 0
 		}
-		seq := next[i]
-		if in.count > 0 && seq >= in.count {
-			if seq == in.count {
-				next[i]++ // count this stream finished once
+		if in.count > 0 && g.next >= in.count {
+			if g.next == in.count {
+				g.next++ // count this stream finished once
 				done++
 			}
 			continue
@@ -94,19 +125,11 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return nil // ctx ended
 		}
-		p.Payload = seqs[i].AppendPayload(p.Payload[:0], names[i], in.template)
-		if in.keys > 0 {
-			p.Key = append(p.Key[:0], 'k')
-			p.Key = strconv.AppendInt(p.Key, seq%in.keys, 10)
-		}
-		p.Ts = startNano + emitted
-		p.Pos.Offset = seq + 1
-		p.Flags |= pack.FlagBoundary
-		if err := ic.Emit(ctx, streams[i], p); err != nil {
+		one := [1]*pack.Packet{p}
+		in.fill(g, one[:], startNano+emitted)
+		if err := ic.Emit(ctx, g.s, p); err != nil {
 			return nil
 		}
-		next[i] = seq + 1
-		seqs[i].Inc()
 		emitted++
 	}
 	return ic.Flush(ctx)
@@ -137,25 +160,21 @@ func (in *Input) pace(ctx context.Context, ic engine.InputContext, start time.Ti
 // runBatched is Run for one stream: it takes and emits packets in bursts
 // of up to 64 (InputContext.NewPackets, EmitBatch). The packets are the
 // same as Run's.
-func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, s *engine.Stream, seq int64, sq *Seq, name []byte) error {
+func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, g *gen) error {
 	const burst = 64
 	var (
 		buf       [burst]*pack.Packet
-		key       = Seq{}
 		start     = time.Now()
 		startNano = start.UnixNano()
 		emitted   int64
 	)
-	if in.keys > 0 {
-		key = *NewSeq(seq % in.keys)
-	}
-	for in.count <= 0 || seq < in.count {
+	for in.count <= 0 || g.next < in.count {
 		if ctx.Err() != nil {
 			return nil
 		}
 		want := burst
 		if in.count > 0 {
-			want = int(min(int64(want), in.count-seq))
+			want = int(min(int64(want), in.count-g.next))
 		}
 		if in.rate > 0 {
 			if stop, err := in.pace(ctx, ic, start, emitted); stop {
@@ -167,24 +186,9 @@ func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, s *engi
 		if err != nil {
 			return nil // ctx ended
 		}
-		for _, p := range buf[:n] {
-			p.Payload = sq.AppendPayload(p.Payload[:0], name, in.template)
-			if in.keys > 0 {
-				// "k" + seq%keys, counted in place like the payload.
-				p.Key = append(p.Key[:0], 'k')
-				p.Key = key.AppendDigits(p.Key)
-				if key.Inc(); key.N() == in.keys {
-					key.Reset()
-				}
-			}
-			p.Ts = startNano + emitted
-			p.Pos.Offset = seq + 1
-			p.Flags |= pack.FlagBoundary
-			seq++
-			sq.Inc()
-			emitted++
-		}
-		if err := ic.EmitBatch(ctx, s, buf[:n]); err != nil {
+		in.fill(g, buf[:n], startNano+emitted)
+		emitted += int64(n)
+		if err := ic.EmitBatch(ctx, g.s, buf[:n]); err != nil {
 			return nil
 		}
 		clear(buf[:n])
