@@ -859,37 +859,21 @@ func (p *ddlParser) alterSpecs(def *TableDef, defaultDB string) (string, error) 
 			case isIndexWord(p.peek()) || p.kw("CONSTRAINT") || p.kw("CHECK"):
 				p.skipToComma()
 			default:
-				p.kw("COLUMN")
-				if p.kw("IF", "EXISTS") {
-					return "", fmt.Errorf("DROP COLUMN IF EXISTS is not interpreted")
-				}
-				name, ok := p.ident()
-				if !ok {
-					return "", fmt.Errorf("cannot read DROP COLUMN")
-				}
-				idx := def.index(name)
-				if idx < 0 {
-					return "", fmt.Errorf("DROP COLUMN %s: no such column", name)
+				idx, err := p.existingColumn(def, "DROP")
+				if err != nil {
+					return "", err
 				}
 				removeColumn(def, idx)
 				p.skipToComma()
 			}
 		case p.kw("CHANGE"):
-			p.kw("COLUMN")
-			if p.kw("IF", "EXISTS") {
-				return "", fmt.Errorf("CHANGE COLUMN IF EXISTS is not interpreted")
-			}
-			old, ok := p.ident()
-			if !ok {
-				return "", fmt.Errorf("cannot read CHANGE COLUMN")
+			idx, err := p.existingColumn(def, "CHANGE")
+			if err != nil {
+				return "", err
 			}
 			name, ok := p.ident()
 			if !ok {
 				return "", fmt.Errorf("cannot read CHANGE COLUMN")
-			}
-			idx := def.index(old)
-			if idx < 0 {
-				return "", fmt.Errorf("CHANGE COLUMN %s: no such column", old)
 			}
 			cd, _, where, err := p.columnWithPlace(name)
 			if err != nil {
@@ -897,17 +881,9 @@ func (p *ddlParser) alterSpecs(def *TableDef, defaultDB string) (string, error) 
 			}
 			replaceColumn(def, idx, cd, where)
 		case p.kw("MODIFY"):
-			p.kw("COLUMN")
-			if p.kw("IF", "EXISTS") {
-				return "", fmt.Errorf("MODIFY COLUMN IF EXISTS is not interpreted")
-			}
-			name, ok := p.ident()
-			if !ok {
-				return "", fmt.Errorf("cannot read MODIFY COLUMN")
-			}
-			idx := def.index(name)
-			if idx < 0 {
-				return "", fmt.Errorf("MODIFY COLUMN %s: no such column", name)
+			idx, err := p.existingColumn(def, "MODIFY")
+			if err != nil {
+				return "", err
 			}
 			cd, _, where, err := p.columnWithPlace(def.Columns[idx].Name)
 			if err != nil {
@@ -965,6 +941,24 @@ func (p *ddlParser) alterSpecs(def *TableDef, defaultDB string) (string, error) 
 		}
 	}
 	return newKey, nil
+}
+
+// existingColumn reads "[COLUMN] name" after the verb (DROP, CHANGE,
+// MODIFY) of an ALTER TABLE clause and returns the column's index in def.
+func (p *ddlParser) existingColumn(def *TableDef, verb string) (int, error) {
+	p.kw("COLUMN")
+	if p.kw("IF", "EXISTS") {
+		return 0, fmt.Errorf("%s COLUMN IF EXISTS is not interpreted", verb)
+	}
+	name, ok := p.ident()
+	if !ok {
+		return 0, fmt.Errorf("cannot read %s COLUMN", verb)
+	}
+	idx := def.index(name)
+	if idx < 0 {
+		return 0, fmt.Errorf("%s COLUMN %s: no such column", verb, name)
+	}
+	return idx, nil
 }
 
 func isIndexWord(t token) bool {
