@@ -97,7 +97,7 @@ func stepEngine(t testing.TB, per, pool int, batched ...bool) (step func(), stop
 		NewInput: func(*engine.Conf) (engine.Input, error) { return in, nil }})
 	reg.MustRegister(engine.Spec{Class: "Count", Kind: engine.KindOutput,
 		NewOutput: func(*engine.Conf) (engine.Output, error) { return countOutput{&count}, nil }})
-	cfg, err := engine.Parse("t.yaml", []byte(fmt.Sprintf(`
+	e := newEngine(t, reg, fmt.Sprintf(`
 engine: {checkpoint_interval: 1h, ring: 4096}
 inputs:
   - {name: in, class: Step, pool: %d}
@@ -105,14 +105,7 @@ filters:
   - {name: f, class: MockFilter, match: in}
 outputs:
   - {name: out, class: Count, match: f}
-`, pool)), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, pool), engine.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()

@@ -148,20 +148,13 @@ outputs:
 func TestEngineHoldsFailedPacketsWithoutDeadLetter(t *testing.T) {
 	reg := testRegistry(t, nil)
 	store := engine.NewMemoryStore()
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	e := newEngine(t, reg, `
 engine: {checkpoint_interval: 10ms, shutdown_timeout: 300ms}
 inputs:
   - {name: gen, class: MockInput, count: 1000, payload: 16}
 outputs:
   - {name: broken, class: MockOutput, fail_first: 1000000, retries: 1, retry_backoff: 1ms, match: gen}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{Store: store})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	runErr := e.Run(ctx)
@@ -388,20 +381,13 @@ outputs:
 
 func TestEngineBackPressureBoundsPool(t *testing.T) {
 	reg := testRegistry(t, nil)
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	e := newEngine(t, reg, `
 engine: {batch: 16, ring: 64}
 inputs:
   - {name: gen, class: MockInput, payload: 16, pool: 64}
 outputs:
   - {name: slow, class: MockOutput, latency: 2ms, match: gen}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var maxInFlight int
@@ -434,19 +420,12 @@ outputs:
 func TestEnginePauseResumeStopsReading(t *testing.T) {
 	rec := mock.NewRecorder()
 	reg := testRegistry(t, map[string]*mock.Recorder{"Rec": rec})
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	e := newEngine(t, reg, `
 inputs:
   - {name: gen, class: MockInput, payload: 16, rate: 50000}
 outputs:
   - {name: out, class: Rec, match: gen}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -582,23 +561,16 @@ outputs:
 
 func TestEngineHeldPacketWatchdogNamesStuckOutput(t *testing.T) {
 	reg := testRegistry(t, nil)
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	var logs strings.Builder
+	var mu sync.Mutex
+	e := newEngine(t, reg, `
 engine: {held_warn: 50ms}
 inputs:
   - {name: gen, class: MockInput, count: 10, payload: 8}
 outputs:
   - {name: stuck, class: MockOutput, latency: 400ms, match: gen}
   - {name: fine, class: MockOutput, match: gen}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	var mu sync.Mutex
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
 	done := make(chan error, 1)
 	go func() { done <- e.Run(context.Background()) }()
 	time.Sleep(250 * time.Millisecond)
@@ -643,20 +615,13 @@ func TestEngineShutdownDoesNotHangOnDeafPlugin(t *testing.T) {
 	defer close(block)
 	reg.MustRegister(engine.Spec{Class: "Deaf", Kind: engine.KindInput,
 		NewInput: func(*engine.Conf) (engine.Input, error) { return deafInput{block}, nil }})
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	e := newEngine(t, reg, `
 engine: {shutdown_timeout: 100ms}
 inputs:
   - {name: deaf, class: Deaf}
 outputs:
   - {name: out, class: MockOutput, match: deaf}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -859,20 +824,13 @@ func TestEngineEmitBatchFullWindowEndsWithContext(t *testing.T) {
 		}})
 	reg.MustRegister(engine.Spec{Class: "Never", Kind: engine.KindOutput,
 		NewOutput: func(*engine.Conf) (engine.Output, error) { return neverOutput{}, nil }})
-	cfg, err := engine.Parse("t.yaml", []byte(`
+	e := newEngine(t, reg, `
 engine: {batch: 4, shutdown_timeout: 200ms}
 inputs:
   - {name: in, class: Stuck, pool: 32, window: 8}
 outputs:
   - {name: out, class: Never, match: in}
-`), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, engine.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()

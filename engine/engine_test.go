@@ -26,16 +26,28 @@ func testRegistry(t testing.TB, recs map[string]*mock.Recorder) *engine.Registry
 	return reg
 }
 
-func run(t testing.TB, reg *engine.Registry, yaml string, store engine.CheckpointStore, timeout time.Duration) (*engine.Engine, error) {
+// newEngine parses yaml with reg and builds an engine with opts (Registry
+// and, unless set, Logger filled in), failing t on any error.
+func newEngine(t testing.TB, reg *engine.Registry, yaml string, opts engine.Options) *engine.Engine {
 	t.Helper()
 	cfg, err := engine.Parse("test.yaml", []byte(yaml), reg)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: store, Logger: testLogger(t)})
+	opts.Registry = reg
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	e, err := engine.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
+	return e
+}
+
+func run(t testing.TB, reg *engine.Registry, yaml string, store engine.CheckpointStore, timeout time.Duration) (*engine.Engine, error) {
+	t.Helper()
+	e := newEngine(t, reg, yaml, engine.Options{Store: store})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return e, e.Run(ctx)
