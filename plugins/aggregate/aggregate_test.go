@@ -2,11 +2,11 @@ package aggregate
 
 import (
 	"fmt"
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"testing"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 )
 

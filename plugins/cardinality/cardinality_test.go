@@ -1,13 +1,13 @@
 package cardinality
 
 import (
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"math"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 )
 

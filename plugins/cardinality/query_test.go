@@ -3,7 +3,6 @@ package cardinality
 import (
 	"context"
 	"encoding/json"
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"math"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 	"github.com/dbus-project/dbus/plugins/mock"
 )

@@ -2,7 +2,6 @@ package decorate
 
 import (
 	"fmt"
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 )
 

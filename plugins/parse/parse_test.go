@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 	"github.com/dbus-project/dbus/plugins/mock"
 )

@@ -3,7 +3,6 @@ package window
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/dbus-project/dbus/engine/enginetest"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/enginetest"
 	"github.com/dbus-project/dbus/pack"
 )
 
