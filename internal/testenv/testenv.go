@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Environment variables set by .ci/run (see .ci/mariadb.sh, .ci/zookeeper.sh).
@@ -48,3 +50,64 @@ func ZooKeeper(t testing.TB) []string {
 	t.Helper()
 	return strings.Split(Require(t, EnvZK, "ZooKeeper server"), ",")
 }
+
+// Eventually polls cond every tick until it returns true, failing the
+// test with the message (fmt-style) when within passes first. Tests wait
+// for a condition with it instead of sleeping a fixed "let it settle"
+// time: a sleep is too short on a loaded 2-core CI and too long
+// everywhere else. within is scaled by Scale().
+func Eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	if !WaitFor(within, cond) {
+		t.Fatalf("not within %v: "+format, append([]any{Scaled(within)}, args...)...)
+	}
+}
+
+// WaitFor polls cond until it returns true (true) or within, scaled by
+// Scale(), passes (false). For tests that do something other than fail.
+func WaitFor(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(Scaled(within))
+	tick := time.Millisecond
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return cond()
+		}
+		time.Sleep(tick)
+		if tick < 20*time.Millisecond {
+			tick *= 2
+		}
+	}
+}
+
+// Never checks that cond stays false for the whole of d (not scaled: it
+// is a minimum observation time), polling; it fails the test the first
+// time cond is true.
+func Never(t testing.TB, d time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			t.Fatalf("happened within %v: "+format, append([]any{d}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Scale is the factor by which test deadlines are stretched: the
+// DBUS_TEST_TIMEOUT_SCALE environment variable (default 1, or 3 when the
+// race detector is on, which slows the code under test 5-20x).
+func Scale() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("DBUS_TEST_TIMEOUT_SCALE"), 64); err == nil && v > 0 {
+		return v
+	}
+	if raceEnabled {
+		return 3
+	}
+	return 1
+}
+
+// Scaled returns d stretched by Scale().
+func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * Scale()) }
