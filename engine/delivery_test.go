@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/pack"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
@@ -429,7 +430,7 @@ outputs:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > 0 }, "nothing delivered before the pause")
 	if err := e.Pause("gen"); err != nil {
 		t.Fatal(err)
 	}
@@ -439,19 +440,14 @@ outputs:
 	if err := e.Pause("nope"); err == nil {
 		t.Fatalf("pausing an unknown plugin must fail")
 	}
-	time.Sleep(30 * time.Millisecond) // let in-flight packets land
+	// Packets in flight at the pause land; then nothing more arrives.
+	testenv.Eventually(t, 10*time.Second, func() bool { return stat(t, e, "gen").InFlight == 0 }, "in-flight packets never landed after the pause")
 	before := rec.Len()
-	time.Sleep(80 * time.Millisecond)
-	if after := rec.Len(); after != before {
-		t.Fatalf("paused input still delivered %d packets", after-before)
-	}
+	testenv.Never(t, 80*time.Millisecond, func() bool { return rec.Len() != before }, "paused input still delivered packets")
 	if err := e.Resume("gen"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if rec.Len() == before {
-		t.Fatalf("resumed input delivers nothing")
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > before }, "resumed input delivers nothing")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -568,12 +564,14 @@ engine: {held_warn: 50ms}
 inputs:
   - {name: gen, class: MockInput, count: 10, payload: 8}
 outputs:
-  - {name: stuck, class: MockOutput, latency: 400ms, match: gen}
+  - {name: stuck, class: MockOutput, latency: 2s, match: gen}
   - {name: fine, class: MockOutput, match: gen}
 `, engine.Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
 	done := make(chan error, 1)
 	go func() { done <- e.Run(context.Background()) }()
-	time.Sleep(250 * time.Millisecond)
+	// The stuck output holds its batch for 2s; the watchdog names it
+	// once held_warn (50ms) has passed.
+	testenv.Eventually(t, 1500*time.Millisecond, func() bool { return len(e.Stuck()) > 0 }, "the watchdog named no stuck output")
 	if s := e.Stuck(); len(s) != 1 || s[0] != "stuck" {
 		t.Fatalf("stuck outputs %v, want [stuck]", s)
 	}
@@ -834,7 +832,7 @@ outputs:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, func() bool { return stat(t, e, "in").InFlight == 8 }, "the input never filled its window")
 	cancel()
 	select {
 	case err := <-got:
@@ -845,4 +843,62 @@ outputs:
 		t.Fatal("EmitBatch did not return after the engine stopped")
 	}
 	<-done
+}
+
+// TestEngineStopEndsInputThatNeverBlocks: an input whose pool never runs
+// dry and whose source never blocks (it ignores ctx between packets, as a
+// line reader on a large file does) still ends at its next NewPacket once
+// the engine stops, instead of reading its source to the end.
+func TestEngineStopEndsInputThatNeverBlocks(t *testing.T) {
+	rec := mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Rec": rec})
+	const limit = 1 << 30
+	var emitted atomic.Int64
+	reg.MustRegister(engine.Spec{Class: "Busy", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) {
+			return inputFunc(func(_ context.Context, ic engine.InputContext) error {
+				st, err := ic.Stream("")
+				if err != nil {
+					return err
+				}
+				for i := int64(1); i <= limit; i++ {
+					p, err := ic.NewPacket(context.Background())
+					if err != nil {
+						return nil
+					}
+					p.Pos.Offset = i
+					p.Flags |= pack.FlagBoundary
+					if err := ic.Emit(context.Background(), st, p); err != nil {
+						return nil
+					}
+					emitted.Add(1)
+				}
+				return nil
+			}), nil
+		}})
+	e := newEngine(t, reg, `
+inputs:
+  - {name: in, class: Busy}
+outputs:
+  - {name: out, class: Rec, match: in}
+`, engine.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > 1000 }, "nothing delivered")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testenv.Scaled(10 * time.Second)):
+		t.Fatalf("the engine did not stop: the input kept reading (%d emitted)", emitted.Load())
+	}
+	if n := emitted.Load(); n >= limit {
+		t.Fatalf("the input read its whole source (%d) after the stop", n)
+	}
+	if int64(rec.Len()) != emitted.Load() {
+		t.Fatalf("delivered %d of %d emitted packets", rec.Len(), emitted.Load())
+	}
 }

@@ -344,7 +344,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	case <-inputsDone:
 		e.log.Info("every input finished: draining")
 	}
-	e.inCancel()
+	e.stopInputs()
 	allDone := make(chan struct{})
 	go func() {
 		e.wg.Wait()
@@ -626,7 +626,7 @@ func (e *Engine) commit(ctx context.Context) error {
 	if err := e.store.Save(cps); err != nil {
 		if errors.Is(err, ErrFenced) {
 			e.log.Error("checkpoint fenced: ownership lost, stopping inputs", "err", err)
-			e.inCancel()
+			e.stopInputs()
 		}
 		return err
 	}
@@ -686,6 +686,14 @@ func (e *Engine) Stats() []NodeSnapshot {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// stopInputs cancels the inputs' context and closes their packet gate.
+func (e *Engine) stopInputs() {
+	e.inCancel()
+	for _, ir := range e.inputs {
+		ir.stop()
+	}
 }
 
 // ErrStopping is returned by Pause and Resume for an input whose engine is

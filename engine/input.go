@@ -34,6 +34,30 @@ type inputRunner struct {
 	paused   atomic.Bool
 	pauseMu  sync.Mutex
 	resumeCh chan struct{} // closed on resume; replaced on pause
+	// gate is non-zero while the input must not take packets on the fast
+	// path: gatePaused (mirrors paused) or gateStopping (the engine stops
+	// its inputs). NewPacket checks this one word, so a stop costs the hot
+	// path nothing and an input that never blocks (its pool has packets,
+	// its source has data) still ends at its next NewPacket.
+	gate atomic.Uint32
+}
+
+const (
+	gatePaused   = 1 << iota // an operator paused the input
+	gateStopping             // inCtx is cancelled: NewPacket fails
+)
+
+// stop makes NewPacket and NewPackets fail from now on (after inCtx is
+// cancelled): the input returns at its next packet even if its pool never
+// runs dry, instead of reading its source to the end (found with a
+// StreamInput on a large file: SIGTERM waited for the whole file).
+func (ir *inputRunner) stop() {
+	for {
+		g := ir.gate.Load()
+		if ir.gate.CompareAndSwap(g, g|gateStopping) {
+			return
+		}
+	}
 }
 
 func (e *Engine) newInputRunner(n *node, in Input) (*inputRunner, error) {
@@ -208,7 +232,10 @@ func (ir *inputRunner) streamList() []*Stream {
 }
 
 func (ir *inputRunner) NewPacket(ctx context.Context) (*pack.Packet, error) {
-	if ir.paused.Load() {
+	if g := ir.gate.Load(); g != 0 {
+		if g&gateStopping != 0 {
+			return nil, context.Canceled
+		}
 		if err := ir.Flush(ctx); err != nil {
 			return nil, err
 		}
@@ -235,7 +262,7 @@ func (ir *inputRunner) NewPackets(ctx context.Context, dst []*pack.Packet) (int,
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	if !ir.paused.Load() {
+	if ir.gate.Load() == 0 {
 		n := ir.pool.TryGetLocalN(dst)
 		for n < len(dst) {
 			p := ir.pool.TryGet()
@@ -249,7 +276,7 @@ func (ir *inputRunner) NewPackets(ctx context.Context, dst []*pack.Packet) (int,
 			return n, nil
 		}
 	}
-	p, err := ir.NewPacket(ctx) // paused, or the pool is empty: wait
+	p, err := ir.NewPacket(ctx) // paused, stopping, or the pool is empty: wait
 	if err != nil {
 		return 0, err
 	}
@@ -377,10 +404,12 @@ func (ir *inputRunner) setPaused(on bool) {
 	if on {
 		ir.resumeCh = make(chan struct{})
 		ir.paused.Store(true)
+		ir.gate.Or(gatePaused)
 		ir.log.Info("input paused")
 		return
 	}
 	ir.paused.Store(false)
+	ir.gate.And(^uint32(gatePaused))
 	close(ir.resumeCh)
 	ir.log.Info("input resumed")
 }

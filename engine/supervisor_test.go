@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
 
@@ -42,7 +43,16 @@ func TestEngineReloadAppliesDiffAndLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
-	time.Sleep(60 * time.Millisecond)
+	// Each generation delivers before the next reload: wait until the
+	// newest payload carries its suffix.
+	delivered := func(suffix string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			ps := rec.Payloads()
+			return len(ps) > 0 && strings.HasSuffix(string(ps[len(ps)-1]), suffix)
+		}, "no packet with suffix %q delivered", suffix)
+	}
+	delivered("a")
 
 	otherEngine := func() *engine.Engine {
 		for _, e := range sup.Engines() {
@@ -64,7 +74,7 @@ func TestEngineReloadAppliesDiffAndLosesNothing(t *testing.T) {
 		if gen != int64(i+2) {
 			t.Fatalf("generation %d, want %d", gen, i+2)
 		}
-		time.Sleep(40 * time.Millisecond)
+		delivered(suffix)
 	}
 	if otherEngine() != untouched {
 		t.Fatalf("the unchanged component was restarted")
@@ -77,7 +87,8 @@ func TestEngineReloadAppliesDiffAndLosesNothing(t *testing.T) {
 	if sup.Generation() != 4 {
 		t.Fatalf("generation moved on a failed reload: %d", sup.Generation())
 	}
-	time.Sleep(30 * time.Millisecond)
+	n := rec.Len()
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > n }, "the pipeline stopped after a failed reload")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

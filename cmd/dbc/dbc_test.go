@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/engine/admin"
@@ -89,7 +88,6 @@ func (n *node) paused(name string) bool {
 
 func TestAPIDbcSingleNodeCommands(t *testing.T) {
 	n := startNode(t)
-	time.Sleep(50 * time.Millisecond)
 
 	code, out, errs := n.dbc(t, "", "status")
 	if code != 0 || !strings.Contains(out, "v-dbc") || !strings.Contains(out, "generation  1") {

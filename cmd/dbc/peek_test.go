@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,12 +27,14 @@ func TestBinlogDbcPeekShowsRows(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	var out, errb bytes.Buffer
+	var out syncBuffer
+	var errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"peek", "-mysql", addr, "-user", user, "-password", password, "-include", "dbcpeek.*", "-duration", "3s"}, nil, &out, &errb)
 	}()
-	time.Sleep(700 * time.Millisecond)
+	// Rows written once peek has resolved its start position are shown.
+	testenv.Eventually(t, 3*time.Second, func() bool { return strings.Contains(out.String(), "# peeking") }, "dbc peek did not start")
 	for i := 1; i <= 3; i++ {
 		if _, err := db.Exec("INSERT INTO dbcpeek.t VALUES (?, ?)", i, fmt.Sprintf("row-%d", i)); err != nil {
 			t.Fatal(err)
@@ -66,4 +69,22 @@ func TestBinlogDbcPeekBadStart(t *testing.T) {
 	if code := run([]string{"peek", "-start", "nonsense"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-start") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
