@@ -4,7 +4,7 @@ PKGS    ?= ./...
 TESTFLAGS ?=
 BIN     := bin
 
-.PHONY: all docs build test test-short bench bench-quick profile lint fuzz soak services-start services-stop clean
+.PHONY: all docs build test test-short stress bench bench-quick profile lint fuzz soak services-start services-stop clean
 
 all: build
 
@@ -26,6 +26,18 @@ test:
 	@# ZooKeeper reconnect tests: without -race, because of a known data race
 	@# inside github.com/go-zookeeper/zk (see cluster/outage_test.go).
 	$(GO) test -shuffle=on -count=1 -timeout 10m -run 'TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember' ./cluster/
+
+# Flake hunt: every package's tests 5 times under -race in shuffled order
+# (STRESS_COUNT to change), one package at a time so a slow package does
+# not starve the others of the 2 cores; then the ZooKeeper reconnect tests
+# (non-race, see test) as often. Needs the services, like test.
+STRESS_COUNT ?= 5
+stress:
+	@set -e; for p in $$($(GO) list $(PKGS)); do \
+		echo "== $$p"; \
+		$(GO) test -race -shuffle=on -count=$(STRESS_COUNT) -timeout 60m $(TESTFLAGS) $$p; \
+	done
+	$(GO) test -shuffle=on -count=$(STRESS_COUNT) -timeout 30m -run 'TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember' ./cluster/
 
 test-short:
 	$(GO) test -short $(PKGS)
