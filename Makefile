@@ -3,6 +3,9 @@ GO      ?= go
 PKGS    ?= ./...
 TESTFLAGS ?=
 BIN     := bin
+# Tests that force ZooKeeper reconnects run without -race: a known data
+# race inside github.com/go-zookeeper/zk (see cluster/outage_test.go).
+ZK_RECONNECT_TESTS := TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember
 
 .PHONY: all docs build test test-short stress bench bench-quick profile lint fuzz soak services-start services-stop clean
 
@@ -25,7 +28,7 @@ test:
 	$(GO) test -race -shuffle=on -timeout 25m $(TESTFLAGS) $(PKGS)
 	@# ZooKeeper reconnect tests: without -race, because of a known data race
 	@# inside github.com/go-zookeeper/zk (see cluster/outage_test.go).
-	$(GO) test -shuffle=on -count=1 -timeout 10m -run 'TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember' ./cluster/
+	$(GO) test -shuffle=on -count=1 -timeout 10m -run '$(ZK_RECONNECT_TESTS)' ./cluster/
 
 # Flake hunt: every package's tests 5 times under -race in shuffled order
 # (STRESS_COUNT to change), one package at a time so a slow package does
@@ -37,7 +40,7 @@ stress:
 		echo "== $$p"; \
 		$(GO) test -race -shuffle=on -count=$(STRESS_COUNT) -timeout 60m $(TESTFLAGS) $$p; \
 	done
-	$(GO) test -shuffle=on -count=$(STRESS_COUNT) -timeout 30m -run 'TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember' ./cluster/
+	$(GO) test -shuffle=on -count=$(STRESS_COUNT) -timeout 30m -run '$(ZK_RECONNECT_TESTS)' ./cluster/
 
 test-short:
 	$(GO) test -short $(PKGS)
