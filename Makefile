@@ -18,9 +18,13 @@ docs:
 	mv README.md.new README.md
 	rm -f .plugins.md
 
+# VERSION defaults to `git describe`; -buildvcs=true also stamps the
+# revision into the binary's build info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.Version=$(VERSION)
 build:
-	$(GO) build -o $(BIN)/dbusd ./cmd/dbusd
-	$(GO) build -o $(BIN)/dbc ./cmd/dbc
+	$(GO) build -buildvcs=true -ldflags '$(LDFLAGS)' -o $(BIN)/dbusd ./cmd/dbusd
+	$(GO) build -buildvcs=true -o $(BIN)/dbc ./cmd/dbc
 
 # The test command the README and .ci/run use. Integration tests need the
 # services (.ci/run starts them; `make services-start` does it locally).

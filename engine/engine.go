@@ -53,6 +53,8 @@ type Engine struct {
 
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
+	forceHard  chan struct{} // closed by HardStop
+	forceOnce  sync.Once
 	inCtx      context.Context
 	inCancel   context.CancelFunc
 
@@ -97,6 +99,7 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, opts: opts, reg: opts.Registry, log: opts.Logger, g: g,
 		inboxes: map[*node]*inbox{}, stats: map[string]*NodeStats{}}
 	e.hardCtx, e.hardCancel = context.WithCancel(context.Background())
+	e.forceHard = make(chan struct{})
 	e.inCtx, e.inCancel = context.WithCancel(e.hardCtx)
 
 	var errs []error
@@ -338,9 +341,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.inputsWG.Wait()
 		close(inputsDone)
 	}()
+	replaced := false
 	select {
 	case <-ctx.Done():
-		e.log.Info("shutdown: stopping inputs")
+		if replaced = errors.Is(context.Cause(ctx), ErrReplacedByReload); replaced {
+			e.log.Info("reload: draining the replaced component")
+		} else {
+			e.log.Info("shutdown: stopping inputs")
+		}
 	case <-inputsDone:
 		e.log.Info("every input finished: draining")
 	}
@@ -352,14 +360,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	var runErr error
 	timer := time.NewTimer(e.cfg.Engine.ShutdownTimeout)
+	hard := func(why string) {
+		e.hardStop.Store(true)
+		e.hardCancel()
+		runErr = fmt.Errorf("shutdown: %s; stopped hard, %d packets not acked will be read again after restart", why, e.InFlight())
+	}
 	select {
 	case <-allDone:
 		timer.Stop()
+	case <-e.forceHard:
+		timer.Stop()
+		hard("hard stop requested during the drain")
 	case <-timer.C:
-		e.hardStop.Store(true)
-		e.hardCancel()
-		runErr = fmt.Errorf("shutdown: drain did not finish within %s; stopped hard, %d packets not acked will be read again after restart",
-			e.cfg.Engine.ShutdownTimeout, e.InFlight())
+		hard(fmt.Sprintf("drain did not finish within %s", e.cfg.Engine.ShutdownTimeout))
+	}
+	if e.hardStop.Load() {
 		// A plugin blocked in a call that ignores its context (a read on
 		// a pipe, a stuck client) must not hold the process forever: give
 		// the goroutines a grace period, then commit what is acked and
@@ -381,9 +396,23 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.store.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
-	e.log.Info("shutdown complete", "uptime", time.Since(e.startTime).Round(time.Millisecond))
+	if replaced {
+		e.log.Info("reload: replaced component stopped", "uptime", time.Since(e.startTime).Round(time.Millisecond))
+	} else {
+		e.log.Info("shutdown complete", "uptime", time.Since(e.startTime).Round(time.Millisecond))
+	}
 	return runErr
 }
+
+// ErrReplacedByReload is the cause with which the Supervisor cancels a
+// component that a reload replaces: its engine drains and commits as in a
+// shutdown, and says in its log that it was a reload.
+var ErrReplacedByReload = errors.New("replaced by a reload")
+
+// HardStop cuts a drain under way short, as if shutdown_timeout had
+// passed: Run commits what is acked and returns, naming how many packets
+// will be read again. Safe to call any number of times, from any goroutine.
+func (e *Engine) HardStop() { e.forceOnce.Do(func() { close(e.forceHard) }) }
 
 // goOwned starts f as an engine-owned goroutine, named for reports.
 func (e *Engine) goOwned(name string, f func()) {

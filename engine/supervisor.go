@@ -66,7 +66,7 @@ type component struct {
 	key    string
 	names  []string
 	e      *Engine
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	done   chan struct{}
 	err    error
 }
@@ -281,7 +281,7 @@ func (s *Supervisor) allDone() bool {
 }
 
 func (s *Supervisor) startComp(ctx context.Context, c *component) {
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancelCause(ctx)
 	c.cancel = cancel
 	c.done = make(chan struct{})
 	s.wg.Add(1)
@@ -321,7 +321,7 @@ func (s *Supervisor) Reload(cfg *Config) (int64, error) {
 			continue
 		}
 		if s.running && c.done != nil {
-			c.cancel()
+			c.cancel(ErrReplacedByReload)
 			<-c.done
 			if c.err != nil {
 				stopErrs = append(stopErrs, c.err)
@@ -343,6 +343,19 @@ func (s *Supervisor) Reload(cfg *Config) (int64, error) {
 	s.publish()
 	gen := s.gen.Add(1)
 	return gen, errors.Join(stopErrs...)
+}
+
+// HardStop asks every running component to stop hard now, as if its
+// shutdown_timeout had passed: what is acked is committed, the rest will
+// be read again. For a second SIGINT/SIGTERM during a long drain. Run's
+// context must be cancelled too (HardStop does not begin a shutdown by
+// itself when none is under way: it only cuts a drain short).
+func (s *Supervisor) HardStop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.comps {
+		c.e.HardStop()
+	}
 }
 
 // Generation counts applied configs (1 for the first).

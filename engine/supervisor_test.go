@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,4 +206,50 @@ func TestEngineTapSamplesWithoutSlowingPipeline(t *testing.T) {
 	<-ch2
 	cancel()
 	<-done
+}
+
+// TestEngineReloadLogsSayReload: a component that a reload replaces says
+// so in its log; only a real shutdown logs "shutdown".
+func TestEngineReloadLogsSayReload(t *testing.T) {
+	rec, rec2 := mock.NewRecorder(), mock.NewRecorder()
+	reg := testRegistry(t, map[string]*mock.Recorder{"Rec": rec, "Rec2": rec2})
+	parse := func(y string) *engine.Config {
+		cfg, err := engine.Parse("r.yaml", []byte(y), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	sup, err := engine.NewSupervisor(parse(fmt.Sprintf(reloadBase, "a")), engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > 0 }, "nothing delivered")
+	if _, err := sup.Reload(parse(fmt.Sprintf(reloadBase, "b"))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	afterReload := logs.String()
+	mu.Unlock()
+	if !strings.Contains(afterReload, "reload: draining the replaced component") || !strings.Contains(afterReload, "reload: replaced component stopped") {
+		t.Fatalf("the replaced component's log does not say reload:\n%s", afterReload)
+	}
+	if strings.Contains(afterReload, "shutdown") {
+		t.Fatalf("a reload logged like a daemon shutdown:\n%s", afterReload)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "shutdown complete") {
+		t.Fatalf("the real shutdown is not logged as one:\n%s", logs.String())
+	}
 }

@@ -167,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dbusd: cannot build pipeline:\n%s\n", indent(err.Error()))
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background(), log, e.HardStop)
 	defer stop()
 	if o.duration > 0 {
 		var cancel context.CancelFunc

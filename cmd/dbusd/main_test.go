@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,10 +98,7 @@ func TestEngineDbusdSIGTERMLosesNothing(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dbusd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDbusd(t)
 	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
 	var b strings.Builder
 	const n = 200000
@@ -146,6 +146,144 @@ outputs:
 	if !bytes.Equal(got, []byte(b.String())) {
 		t.Fatalf("output differs from input after SIGTERM + restart: %d vs %d bytes (first run %d lines)", len(got), b.Len(), first)
 	}
+}
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// buildDbusd builds the dbusd binary once per test process.
+func buildDbusd(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dbusd-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildBin = filepath.Join(dir, "dbusd")
+		// -buildvcs=true: stamp the revision even where GOFLAGS turns it
+		// off (this CI machine's does), as `make build` does.
+		if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", buildBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// TestEngineDbusdVersionStamped: -version names the VCS revision the
+// binary was built from (no bare "dev").
+func TestEngineDbusdVersionStamped(t *testing.T) {
+	bin := buildDbusd(t)
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "+" + strings.TrimSpace(string(rev))[:12]
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("-version = %q, want the revision %s", out, want)
+	}
+}
+
+func TestEngineBuildVersion(t *testing.T) {
+	settings := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	cases := []struct {
+		v    string
+		info *debug.BuildInfo
+		want string
+	}{
+		{"v1.2.3", &debug.BuildInfo{Settings: settings("vcs.revision", "abcdef0123456789")}, "v1.2.3"},
+		{"dev", nil, "dev"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: settings("vcs.revision", "abcdef0123456789", "vcs.modified", "false")}, "dev+abcdef012345"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: settings("vcs.revision", "abcdef0123456789", "vcs.modified", "true")}, "dev+abcdef012345-dirty"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "v0.4.0"}}, "v0.4.0"},
+	}
+	for _, c := range cases {
+		if got := buildVersion(c.v, c.info, c.info != nil); got != c.want {
+			t.Errorf("buildVersion(%q, %+v) = %q, want %q", c.v, c.info, got, c.want)
+		}
+	}
+}
+
+// TestEngineDbusdSecondSignalStopsHard: during a drain that cannot finish
+// (an output that never acks, shutdown_timeout of an hour), a second
+// SIGTERM stops hard within seconds and says what will be read again.
+func TestEngineDbusdSecondSignalStopsHard(t *testing.T) {
+	bin := buildDbusd(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "c.yaml")
+	os.WriteFile(conf, []byte(`
+engine: {checkpoint_dir: `+filepath.Join(dir, "ckpt")+`, shutdown_timeout: 1h}
+inputs:
+  - {name: gen, class: MockInput, payload: 16, rate: 1000}
+outputs:
+  - {name: stuck, class: MockOutput, latency: 1h, match: gen}
+`), 0o644)
+	cmd := exec.Command(bin, "-conf", conf)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	testenv.Eventually(t, 20*time.Second, func() bool { return strings.Contains(stderr.String(), "dbusd starting") }, "dbusd did not start:\n%s", stderr.String())
+	cmd.Process.Signal(syscall.SIGTERM)
+	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "shutdown: stopping inputs") }, "no orderly shutdown:\n%s", stderr.String())
+	select {
+	case err := <-exited:
+		t.Fatalf("dbusd exited before the second signal (%v):\n%s", err, stderr.String())
+	case <-time.After(200 * time.Millisecond): // the drain cannot finish: the output never acks
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("a hard stop must exit non-zero:\n%s", stderr.String())
+		}
+	case <-time.After(testenv.Scaled(20 * time.Second)):
+		cmd.Process.Kill()
+		t.Fatalf("dbusd did not stop after a second SIGTERM:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "will be read again") {
+		t.Fatalf("the hard stop does not say what will be read again:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func countLines(t *testing.T, path string) int {
