@@ -117,7 +117,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			continue
 		}
 		if in.rate > 0 && emitted%64 == 0 {
-			if stop, err := in.pace(ctx, ic, start, emitted); stop {
+			if stop, err := in.pace(ctx, ic, &start, emitted); stop {
 				return err
 			}
 		}
@@ -137,11 +137,17 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 
 // pace waits until emitted packets are due at the configured rate,
 // flushing first. stop reports that Run should return err (nil when ctx
-// ended).
-func (in *Input) pace(ctx context.Context, ic engine.InputContext, start time.Time, emitted int64) (stop bool, err error) {
+// ended). When the generator fell behind its schedule by more than a
+// little (a pause, a slow pipeline), the schedule restarts from now: the
+// rate is never exceeded to catch up (after a 3 s pause at rate 5000 it
+// used to emit 24 000 packets in one second).
+func (in *Input) pace(ctx context.Context, ic engine.InputContext, start *time.Time, emitted int64) (stop bool, err error) {
 	due := start.Add(time.Duration(emitted * int64(time.Second) / in.rate))
 	d := time.Until(due)
 	if d <= 0 {
+		if slack := max(20*time.Millisecond, time.Duration(128*int64(time.Second)/in.rate)); d < -slack {
+			*start = time.Now().Add(-time.Duration(emitted * int64(time.Second) / in.rate))
+		}
 		return false, nil
 	}
 	if err := ic.Flush(ctx); err != nil {
@@ -177,7 +183,7 @@ func (in *Input) runBatched(ctx context.Context, ic engine.InputContext, g *gen)
 			want = int(min(int64(want), in.count-g.next))
 		}
 		if in.rate > 0 {
-			if stop, err := in.pace(ctx, ic, start, emitted); stop {
+			if stop, err := in.pace(ctx, ic, &start, emitted); stop {
 				return err
 			}
 			want = int(min(int64(want), max(in.rate/100, 1))) // about 10 ms of packets a burst

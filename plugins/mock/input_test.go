@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
 
@@ -86,5 +87,58 @@ func TestEngineMockInputRate(t *testing.T) {
 		if minimum := time.Duration(n-64) * time.Second / 2000; took < minimum {
 			t.Fatalf("streams %d: %d packets at rate 2000/s took %v, less than %v", streams, n, took, minimum)
 		}
+	}
+}
+
+// TestEngineMockInputRateNoCatchUpAfterPause: after a pause the generator
+// resumes at its rate; it does not emit the packets it "owes" for the
+// paused time (overload tests would see a burst the config never asked for).
+func TestEngineMockInputRateNoCatchUpAfterPause(t *testing.T) {
+	for _, streams := range []int{1, 2} {
+		t.Run(fmt.Sprintf("streams=%d", streams), func(t *testing.T) {
+			reg := engine.NewRegistry()
+			mock.Register(reg)
+			rec := mock.NewRecorder()
+			if err := mock.RegisterRecorder(reg, "Rec", rec); err != nil {
+				t.Fatal(err)
+			}
+			const rate = 2000
+			cfg, err := engine.Parse("t.yaml", []byte(fmt.Sprintf(`
+inputs:
+  - {name: gen, class: MockInput, payload: 16, rate: %d, streams: %d}
+outputs:
+  - {name: out, class: Rec, match: gen}
+`, rate, streams)), reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := engine.New(cfg, engine.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- e.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			testenv.Eventually(t, 10*time.Second, func() bool { return rec.Len() > 100 }, "nothing generated")
+			if err := e.Pause("gen"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // the paused time the generator must not make up for
+			before := rec.Len()
+			resumed := time.Now()
+			if err := e.Resume("gen"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(250 * time.Millisecond)
+			got := rec.Len() - before
+			// Upper bound only (a loaded machine emits less, never more):
+			// the rate over the elapsed time, plus a pacing slack and a
+			// burst or two.
+			limit := int(float64(rate)*time.Since(resumed).Seconds()) + 2*128 + 2*64
+			if got > limit {
+				t.Fatalf("%d packets in the %v after a 1 s pause at rate %d: more than %d, the generator caught up", got, time.Since(resumed), rate, limit)
+			}
+		})
 	}
 }
