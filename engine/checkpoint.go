@@ -89,6 +89,9 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
 	}
+	if err := CheckWritableDir(dir); err != nil {
+		return nil, err
+	}
 	fs := &FileStore{path: filepath.Join(dir, "checkpoints.json"), cps: map[string]Checkpoint{}}
 	data, err := os.ReadFile(fs.path)
 	switch {
@@ -109,6 +112,39 @@ func OpenFileStore(dir string) (*FileStore, error) {
 
 // Path returns the file's path.
 func (f *FileStore) Path() string { return f.path }
+
+// CheckWritableDir reports whether files can be created in dir, or, when
+// dir does not exist yet, in the nearest existing ancestor (where
+// OpenFileStore would create it). It creates and removes a probe file and
+// changes nothing else: dbusd -t uses it for checkpoint_dir, so that a
+// path the service user cannot write fails the check, not the run.
+func CheckWritableDir(dir string) error {
+	d := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(d)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("checkpoint dir %s: %s is not a directory", dir, d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("checkpoint dir %s: %w", dir, err)
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return fmt.Errorf("checkpoint dir %s: no existing ancestor", dir)
+		}
+		d = parent
+	}
+	f, err := os.CreateTemp(d, ".dbus-write-probe-*")
+	if err != nil {
+		return fmt.Errorf("checkpoint dir %s is not writable by this user (uid %d): %w", dir, os.Getuid(), err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
 
 // Load implements CheckpointStore.
 func (f *FileStore) Load(key string) (Checkpoint, bool, error) {

@@ -129,6 +129,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		sup.Close()
+		if dir := cfg.Engine.CheckpointDir; dir != "" {
+			if err := engine.CheckWritableDir(dir); err != nil {
+				fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(fmt.Sprintf("%s: engine.checkpoint_dir: %v", cfg.File, err)))
+				return 1
+			}
+		}
 		if _, err := admin.ParseSection(cfg.File, cfg.Sections["admin"]); err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1

@@ -344,3 +344,40 @@ func TestEngineReadmeConfigExampleParses(t *testing.T) {
 		t.Fatalf("README config example is invalid:\n%s\n%s", errb.String(), example)
 	}
 }
+
+// TestEngineDbusdCheckRefusesUnwritableCheckpointDir: -t fails, naming the
+// key, when checkpoint_dir cannot be created or written (tests run as
+// root, so the unwritable cases are a path under a regular file and one
+// under /proc, where even root cannot create files).
+func TestEngineDbusdCheckRefusesUnwritableCheckpointDir(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plain-file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	cases := map[string]bool{
+		filepath.Join(dir, "new", "ckpt"):  true,
+		dir:                                true,
+		filepath.Join(file, "ckpt"):        false,
+		"/proc/dbus-test-checkpoint/ckpt": false,
+	}
+	for ckpt, ok := range cases {
+		conf := filepath.Join(dir, "c.yaml")
+		os.WriteFile(conf, []byte(`
+engine: {checkpoint_dir: `+ckpt+`}
+inputs:
+  - {name: gen, class: MockInput, count: 1}
+outputs:
+  - {name: out, class: MockOutput, match: gen}
+`), 0o644)
+		var out, errb bytes.Buffer
+		code := run([]string{"-t", "-conf", conf}, &out, &errb)
+		if ok && code != 0 {
+			t.Errorf("%s: -t failed: %s", ckpt, errb.String())
+		}
+		if !ok && (code == 0 || !strings.Contains(errb.String(), "engine.checkpoint_dir")) {
+			t.Errorf("%s: -t = %d, want a failure naming engine.checkpoint_dir:\n%s%s", ckpt, code, out.String(), errb.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+			t.Errorf("-t created %s", filepath.Join(dir, "new"))
+		}
+	}
+}
