@@ -354,9 +354,9 @@ func TestEngineDbusdCheckRefusesUnwritableCheckpointDir(t *testing.T) {
 	file := filepath.Join(dir, "plain-file")
 	os.WriteFile(file, []byte("x"), 0o644)
 	cases := map[string]bool{
-		filepath.Join(dir, "new", "ckpt"):  true,
-		dir:                                true,
-		filepath.Join(file, "ckpt"):        false,
+		filepath.Join(dir, "new", "ckpt"): true,
+		dir:                               true,
+		filepath.Join(file, "ckpt"):       false,
 		"/proc/dbus-test-checkpoint/ckpt": false,
 	}
 	for ckpt, ok := range cases {
