@@ -7,7 +7,7 @@ BIN     := bin
 # race inside github.com/go-zookeeper/zk (see cluster/outage_test.go).
 ZK_RECONNECT_TESTS := TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember
 
-.PHONY: all docs build test test-short stress bench bench-quick profile lint fuzz soak services-start services-stop clean
+.PHONY: all docs build install test test-short stress bench bench-quick profile lint fuzz soak services-start services-stop clean
 
 all: build
 
@@ -25,6 +25,25 @@ LDFLAGS := -X main.Version=$(VERSION)
 build:
 	$(GO) build -buildvcs=true -ldflags '$(LDFLAGS)' -o $(BIN)/dbusd ./cmd/dbusd
 	$(GO) build -buildvcs=true -o $(BIN)/dbc ./cmd/dbc
+
+# Install for systemd: binaries, unit, sysusers.d/tmpfiles.d entries, the
+# main job's sample as /etc/dbus-pipeline/dbusd.yaml (an existing config is
+# kept) and every sample under share/doc. DESTDIR stages into a root
+# (packaging, and TestEngineInstallLayout); PREFIX is where the binaries go.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/usr/lib/sysusers.d \
+		$(DESTDIR)/usr/lib/tmpfiles.d $(DESTDIR)/etc/dbus-pipeline $(DESTDIR)$(PREFIX)/share/doc/dbus-pipeline/examples
+	install -m 0755 $(BIN)/dbusd $(BIN)/dbc $(DESTDIR)$(PREFIX)/bin/
+	sed 's|/usr/local/|$(PREFIX)/|g' etc/dbusd.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dbusd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/dbusd.service
+	install -m 0644 etc/dbus-pipeline.sysusers $(DESTDIR)/usr/lib/sysusers.d/dbus-pipeline.conf
+	install -m 0644 etc/dbus-pipeline.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/dbus-pipeline.conf
+	[ -e $(DESTDIR)/etc/dbus-pipeline/dbusd.yaml ] || install -m 0640 etc/binlog-to-kafka.yaml $(DESTDIR)/etc/dbus-pipeline/dbusd.yaml
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/dbus-pipeline/
+	install -m 0644 etc/*.yaml etc/*.json $(DESTDIR)$(PREFIX)/share/doc/dbus-pipeline/examples/
 
 # The test command the README and .ci/run use. Integration tests need the
 # services (.ci/run starts them; `make services-start` does it locally).
