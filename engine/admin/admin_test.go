@@ -431,6 +431,9 @@ func TestAPIReloadChangesGeneration(t *testing.T) {
 	if res.Generation != 2 || res.PreviousGeneration != 1 || !res.Applied || h.sup.Generation() != 2 {
 		t.Fatalf("reload result %+v, generation %d", res, h.sup.Generation())
 	}
+	if res.At.IsZero() || time.Since(res.At) > time.Minute {
+		t.Fatalf("reload reply time %v, want now", res.At)
+	}
 	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "admin") {
 		t.Fatalf("dropping the admin section should warn: %+v", res)
 	}

@@ -73,7 +73,7 @@ func (s *Server) apply(source, file string, data []byte) (ReloadResult, error) {
 	cfg, err := engine.Parse(file, data, s.reg)
 	if err != nil {
 		res.Error = err.Error()
-		s.record(res)
+		res = s.record(res)
 		s.log.Error("reload rejected: config invalid, pipeline unchanged", "source", source, "config", file, "err", err)
 		return res, &reloadError{err}
 	}
@@ -94,7 +94,7 @@ func (s *Server) apply(source, file string, data []byte) (ReloadResult, error) {
 	case gen == prev:
 		// Nothing applied: it did not build.
 		res.Error = err.Error()
-		s.record(res)
+		res = s.record(res)
 		s.log.Error("reload rejected, pipeline unchanged", "source", source, "config", file, "generation", gen, "err", err)
 		return res, &reloadError{err}
 	case err != nil:
@@ -110,7 +110,7 @@ func (s *Server) apply(source, file string, data []byte) (ReloadResult, error) {
 			}
 		}
 	}
-	s.record(res)
+	res = s.record(res)
 	s.log.Info("reloaded", "source", source, "config", file, "generation", gen, "previous", prev, "warnings", len(res.Warnings))
 	return res, nil
 }
