@@ -14,11 +14,10 @@ type node struct {
 	down []*node
 	// dlq is the dead-letter output of a filter or output, or nil.
 	dlq *node
-	// fused is true for a filter with exactly one upstream: it runs in its
-	// upstream's goroutine (operator chaining) instead of behind a ring.
-	fused bool
-	// inline is true for an InlineOutput chained into its single
-	// upstream's goroutine (decided in New, which knows the instances).
+	// fused: a filter running in its upstream's goroutine (operator
+	// chaining); inline: an output running in its single upstream's
+	// goroutine. Both set by New from plan (plan.go).
+	fused  bool
 	inline bool
 }
 
@@ -195,9 +194,6 @@ func compile(cfg *Config) (*graph, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
-	}
-	for _, n := range g.nodes {
-		n.fused = n.pc.Kind == KindFilter && len(n.up) == 1
 	}
 	return g, nil
 }

@@ -125,38 +125,23 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 		closeAll(instances)
 		return nil, errors.Join(errs...)
 	}
-	// Ticking filters need their own goroutine to be ticked.
+	// Where each node runs (plan.go), then a ring for each node with a
+	// goroutine of its own.
+	places := plan(g, func(n *node) nodeCaps {
+		inst := instances[n]
+		_, ticker := inst.(Ticker)
+		_, async := inst.(AsyncOutput)
+		io, ok := inst.(InlineOutput)
+		return nodeCaps{ticker: ticker, async: async, inline: ok && io.Inline()}
+	}, cfg.Engine.FuseOutputs)
 	for _, n := range g.nodes {
-		if _, ok := instances[n].(Ticker); ok {
-			n.fused = false
-		}
-	}
-	// Cheap outputs with a single upstream that feeds nothing else run in
-	// that upstream's goroutine.
-	dlqTarget := map[*node]bool{}
-	for _, n := range g.nodes {
-		if n.dlq != nil {
-			dlqTarget[n.dlq] = true
-		}
-	}
-	for _, n := range g.nodes {
-		if n.pc.Kind != KindOutput || !cfg.Engine.FuseOutputs || dlqTarget[n] || len(n.up) != 1 || len(n.up[0].down) != 1 {
+		n.fused, n.inline = places[n.idx] == placeFused, places[n.idx] == placeInline
+		if !needsInbox(n, places[n.idx]) {
 			continue
 		}
-		if _, async := instances[n].(AsyncOutput); async {
-			continue
-		}
-		if io, ok := instances[n].(InlineOutput); ok && io.Inline() {
-			n.inline = true
-		}
-	}
-	for _, n := range g.nodes {
-		if n.pc.Kind == KindInput || n.fused || n.inline {
-			continue
-		}
-		size := cfg.Engine.Ring
-		r, err := ring.New[*pack.Packet](size, ring.MultiProducer)
+		r, err := ring.New[*pack.Packet](cfg.Engine.Ring, ring.MultiProducer)
 		if err != nil {
+			closeAll(instances)
 			return nil, err
 		}
 		e.inboxes[n] = &inbox{n: n, ring: r}
