@@ -469,11 +469,14 @@ func (p *parser) value(v *yaml.Node, f *Field, where string, c *Conf) {
 		}
 		c.vals[f.Name] = s
 	case TypeInt:
-		lo, hi := float64(math.MinInt64), float64(math.MaxInt64)
+		// Bounds as integers: float64(math.MaxInt64) converts back to
+		// int64 as MinInt64 on amd64, which rejected every value of an
+		// int field without a range.
+		lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 		if f.HasRange {
-			lo, hi = f.Min, f.Max
+			lo, hi = int64(f.Min), int64(f.Max)
 		}
-		c.vals[f.Name] = p.intRange(v, where, int64(lo), int64(hi))
+		c.vals[f.Name] = p.intRange(v, where, lo, hi)
 	case TypeFloat:
 		x, err := strconv.ParseFloat(v.Value, 64)
 		if v.Kind != yaml.ScalarNode || err != nil {

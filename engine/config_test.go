@@ -256,3 +256,32 @@ engine: {pool: 1024, batch: 64}
 		t.Fatalf("input pool %d batch %d: the engine block after the plugins was ignored", p.Pool, p.Batch)
 	}
 }
+
+// TestEngineConfigIntFieldWithoutRange: an int field with no declared range
+// takes any int64 (the default bounds once overflowed to [MinInt64,
+// MinInt64] and rejected every value).
+func TestEngineConfigIntFieldWithoutRange(t *testing.T) {
+	reg := engine.NewRegistry()
+	mock.Register(reg)
+	if err := reg.Register(engine.Spec{Class: "Counted", Kind: engine.KindOutput,
+		Fields:    []engine.Field{{Name: "n", Type: engine.TypeInt}},
+		NewOutput: func(*engine.Conf) (engine.Output, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"0", "5", "-3", "9223372036854775807"} {
+		cfg, err := engine.Parse("t.yaml", []byte(`
+inputs:
+  - {name: gen, class: MockInput}
+outputs:
+  - {name: out, class: Counted, n: `+v+`, match: gen}
+`), reg)
+		if err != nil {
+			t.Fatalf("n: %s: %v", v, err)
+		}
+		for _, pc := range cfg.Plugins {
+			if pc.Name == "out" && pc.Conf.Int("n") == 0 && v != "0" {
+				t.Fatalf("n: %s read as 0", v)
+			}
+		}
+	}
+}

@@ -5,7 +5,9 @@
 // duplicates; an input delivers everything its source holds and, after a
 // restart, only what is new.
 //
-// The suites run real engines with MockInput / a recorder from
-// plugins/mock, so they need no test doubles of the engine. They are safe
-// to call from parallel tests that use distinct sinks and sources.
+// The suites run real engines with their own generator input (SeqClass,
+// payloads from SeqPayload, parsed by ParseSeq) and recording output
+// (Collector), so they depend on no plugin and need no test doubles of the
+// engine. They are safe to call from parallel tests that use distinct
+// sinks and sources.
 package enginetest

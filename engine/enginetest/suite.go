@@ -10,18 +10,20 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
-	"github.com/dbus-project/dbus/plugins/mock"
+	"github.com/dbus-project/dbus/internal/testenv"
 )
 
 // OutputCase describes an output under test.
 type OutputCase struct {
-	// Registry holds the output's class; the mock plugins are added.
+	// Registry holds the output's class; the suite's generator
+	// (SeqClass) is added.
 	Registry *engine.Registry
 	// Output is the output's YAML flow mapping body without name and
 	// match, e.g. `class: StreamOutput, path: /tmp/x`.
 	Output string
-	// Received returns how many times the sink holds each MockInput
-	// sequence (parse payloads with mock.ParsePayload).
+	// Received returns how many times the sink holds each sequence
+	// (payloads are JSON documents made by SeqPayload: parse them with
+	// ParseSeq).
 	Received func(t testing.TB) map[int64]int
 	// N is the number of packets per round (default 2000).
 	N int
@@ -51,12 +53,6 @@ func runOnce(t testing.TB, reg *engine.Registry, conf string, store engine.Check
 	}
 }
 
-func ensureMock(reg *engine.Registry) {
-	if _, ok := reg.Lookup("MockInput"); !ok {
-		mock.Register(reg)
-	}
-}
-
 // TestOutput runs the output conformance suite: a round of N packets is
 // delivered exactly once and checkpointed; a second round resumes after
 // the checkpoint (N more packets, none of the first re-sent).
@@ -68,11 +64,13 @@ func TestOutput(t *testing.T, c OutputCase) {
 	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
 	}
-	ensureMock(c.Registry)
+	if err := registerSeq(c.Registry); err != nil {
+		t.Fatal(err)
+	}
 	store := engine.NewMemoryStore()
 	conf := func(count int) string {
-		return fmt.Sprintf("inputs:\n  - {name: gen, class: MockInput, count: %d, payload: 48, keys: 7}\noutputs:\n  - {name: out, match: gen, %s}\n",
-			count, strings.TrimSpace(c.Output))
+		return fmt.Sprintf("inputs:\n  - {name: gen, class: %s, count: %d}\noutputs:\n  - {name: out, match: gen, %s}\n",
+			SeqClass, count, strings.TrimSpace(c.Output))
 	}
 	t.Run("delivers-all-once", func(t *testing.T) {
 		runOnce(t, c.Registry, conf(c.N), store, c.Timeout)
@@ -140,10 +138,8 @@ func TestInput(t *testing.T, c InputCase) {
 	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
 	}
-	ensureMock(c.Registry)
-	rec := mock.NewRecorder()
-	class := fmt.Sprintf("ConformanceRec%p", rec)
-	if err := mock.RegisterRecorder(c.Registry, class, rec); err != nil {
+	rec, class, err := registerCollector(c.Registry)
+	if err != nil {
 		t.Fatal(err)
 	}
 	store := engine.NewMemoryStore()
@@ -163,9 +159,7 @@ func TestInput(t *testing.T, c InputCase) {
 		done := make(chan error, 1)
 		go func() { done <- sup.Run(ctx) }()
 		if !c.Finite {
-			for distinct(c, rec) < want && ctx.Err() == nil {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitFor(c.Timeout, func() bool { return distinct(c, rec) >= want || ctx.Err() != nil })
 			cancel()
 		}
 		if err := <-done; err != nil {
@@ -196,7 +190,7 @@ func TestInput(t *testing.T, c InputCase) {
 	})
 }
 
-func distinct(c InputCase, rec *mock.Recorder) int {
+func distinct(c InputCase, rec *Collector) int {
 	seen := map[int]bool{}
 	for _, p := range rec.Payloads() {
 		if id, ok := c.ID(p); ok {

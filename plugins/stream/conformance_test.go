@@ -10,7 +10,6 @@ import (
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/engine/enginetest"
-	"github.com/dbus-project/dbus/plugins/mock"
 	"github.com/dbus-project/dbus/plugins/stream"
 )
 
@@ -25,7 +24,7 @@ func TestStreamOutputConformance(t *testing.T) {
 			b, _ := os.ReadFile(path)
 			got := map[int64]int{}
 			for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-				if _, seq, ok := mock.ParsePayload(line); ok {
+				if seq, ok := enginetest.ParseSeq(line); ok {
 					got[seq]++
 				}
 			}
