@@ -181,11 +181,12 @@ func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
 	if spec.Input == "" {
 		return fmt.Errorf("resource %s: input is required (the name of a distributed input in the pipeline config)", spec.ID)
 	}
-	if err := CheckNoSecrets(spec.Config); err != nil {
-		return fmt.Errorf("resource %s: %w", spec.ID, err)
-	}
-	if err := a.checkInput(p, spec); err != nil {
+	class, err := a.checkInput(p, spec)
+	if err != nil {
 		return err
+	}
+	if err := CheckNoSecrets(spec.Config, secretSpecs(a.registry(), class)...); err != nil {
+		return fmt.Errorf("resource %s: %w", spec.ID, err)
 	}
 	if err := a.s.ensure(p.layout()...); err != nil {
 		return err
@@ -197,11 +198,21 @@ func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
 	return err
 }
 
-// checkInput validates spec.Input against the newest pushed config.
-func (a *Admin) checkInput(p paths, spec ResourceSpec) error {
+// registry returns the registry whose specs say which fields are secret:
+// a.Registry, else engine.Default (dbc links every built-in plugin).
+func (a *Admin) registry() *engine.Registry {
+	if a.Registry != nil {
+		return a.Registry
+	}
+	return engine.Default
+}
+
+// checkInput validates spec.Input against the newest pushed config and
+// returns its class ("" when no config was pushed).
+func (a *Admin) checkInput(p paths, spec ResourceSpec) (string, error) {
 	v, data, err := a.latestConfig(p)
 	if err != nil || v == 0 {
-		return err
+		return "", err
 	}
 	var doc struct {
 		Inputs []struct {
@@ -210,7 +221,7 @@ func (a *Admin) checkInput(p paths, spec ResourceSpec) error {
 		} `yaml:"inputs"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil // not ours to judge here; push validated it
+		return "", nil // not ours to judge here; push validated it
 	}
 	var names []string
 	for _, in := range doc.Inputs {
@@ -220,12 +231,12 @@ func (a *Admin) checkInput(p paths, spec ResourceSpec) error {
 		}
 		if a.Registry != nil {
 			if s, ok := a.Registry.Lookup(in.Class); ok && !s.Distributed {
-				return fmt.Errorf("resource %s: input %q (class %s) does not accept cluster resources", spec.ID, spec.Input, in.Class)
+				return "", fmt.Errorf("resource %s: input %q (class %s) does not accept cluster resources", spec.ID, spec.Input, in.Class)
 			}
 		}
-		return nil
+		return in.Class, nil
 	}
-	return fmt.Errorf("resource %s: unknown input %q: cluster config v%d has inputs %s", spec.ID, spec.Input, v, listOrNone(names))
+	return "", fmt.Errorf("resource %s: unknown input %q: cluster config v%d has inputs %s", spec.ID, spec.Input, v, listOrNone(names))
 }
 
 // RemoveResource unregisters a resource; its owner stops it. With purge,
@@ -345,8 +356,8 @@ func (a *Admin) Checkpoints(cluster string) (map[string]CheckpointRecord, error)
 }
 
 // PushConfig stores data as the next version of the cluster config and
-// returns its version. The config must be valid YAML without credentials
-// in DSNs.
+// returns its version. The config must be valid YAML whose secret fields
+// hold references, not values, and without credentials in DSNs.
 func (a *Admin) PushConfig(cluster string, data []byte, comment string) (int, error) {
 	p, err := a.paths(cluster)
 	if err != nil {
@@ -356,13 +367,12 @@ func (a *Admin) PushConfig(cluster string, data []byte, comment string) (int, er
 	if err := yaml.Unmarshal(data, &probe); err != nil {
 		return 0, fmt.Errorf("config is not valid YAML: %v", err)
 	}
-	if m, ok := probe.(map[string]any); ok {
-		if err := CheckNoSecrets(m); err != nil {
-			return 0, fmt.Errorf("config push refused: %w", err)
-		}
+	if err := checkConfigSecrets(data, a.registry()); err != nil {
+		return 0, fmt.Errorf("config push refused: %w", err)
 	}
 	if a.Registry != nil {
-		if _, err := engine.Parse(fmt.Sprintf("cluster %s config", cluster), data, a.Registry); err != nil {
+		// References (${env:}, ${file:}) resolve on the members, not here.
+		if _, err := engine.ParseWith(fmt.Sprintf("cluster %s config", cluster), data, a.Registry, engine.ParseOptions{KeepReferences: true}); err != nil {
 			return 0, fmt.Errorf("config push refused: %w", err)
 		}
 	}

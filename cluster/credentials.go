@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/dbus-project/dbus/engine"
 )
 
 // Credentials never enter ZooKeeper. Resource configs and the auth block
@@ -108,29 +112,33 @@ func (c *Credentials) expandAny(v any) (any, error) {
 	return v, nil
 }
 
-var (
-	secretKeyRE = regexp.MustCompile(`(?i)(pass(word|wd)?|secret|token|credential|api_?key|private_?key)`)
-	// user:password@ in a DSN or URL.
-	dsnPassRE = regexp.MustCompile(`[^\s:/@]+:([^\s@/]+)@`)
-)
+// dsnPassRE finds user:password@ in a DSN or URL.
+var dsnPassRE = regexp.MustCompile(`[^\s:/@]+:([^\s@/]+)@`)
 
 // CheckNoSecrets reports keys of a resource config that carry a literal
-// secret: a secret-looking key whose value is not entirely a credential
-// reference, or a DSN with an inline password. Such configs are refused
-// so that no credential is ever written to ZooKeeper.
-func CheckNoSecrets(cfg map[string]any) error {
+// secret, so that no credential is ever written to ZooKeeper: a key that
+// one of specs (the resource's input class; every class of the registry
+// when it is not known yet) declares secret (engine.Field.Secret or
+// SecretKeys) whose value is not exactly one reference (${cred:NAME},
+// ${env:NAME}, ${file:PATH}), or a string with a DSN or URL carrying an
+// inline password.
+func CheckNoSecrets(cfg map[string]any, specs ...*engine.Spec) error {
 	var bad []string
+	for _, sp := range specs {
+		lits, err := sp.SecretLiterals(cfg)
+		if err != nil {
+			return err
+		}
+		for _, k := range lits {
+			bad = append(bad, fmt.Sprintf("%s (secret field of %s with a literal value)", k, sp.Class))
+		}
+	}
 	var walk func(path string, v any)
 	walk = func(path string, v any) {
 		switch x := v.(type) {
 		case string:
-			key := path[strings.LastIndex(path, ".")+1:]
-			if secretKeyRE.MatchString(key) && x != "" && !isCredRef(x) {
-				bad = append(bad, path+" (secret-looking key with a literal value)")
-				return
-			}
 			for _, m := range dsnPassRE.FindAllStringSubmatch(x, -1) {
-				if !isCredRef(m[1]) {
+				if !isCredRef(m[1]) && !engine.IsReference(m[1]) {
 					bad = append(bad, path+" (inline password in a DSN or URL)")
 					return
 				}
@@ -154,5 +162,38 @@ func CheckNoSecrets(cfg map[string]any) error {
 		return nil
 	}
 	sort.Strings(bad)
-	return fmt.Errorf("resource config carries credentials: %s; refer to a named credential instead, e.g. \"user:${cred:mysql-prod}@tcp(host:3306)/\", resolved on each member from DBUS_CRED_<NAME> or the credentials file", strings.Join(bad, ", "))
+	bad = slices.Compact(bad)
+	return fmt.Errorf("resource config carries credentials: %s; refer to a named credential instead, e.g. password: \"${cred:mysql-prod}\" or \"user:${cred:mysql-prod}@tcp(host:3306)/\", resolved on each member from DBUS_CRED_<NAME> or the credentials file", strings.Join(bad, ", "))
+}
+
+// checkConfigSecrets refuses a pipeline config (a cluster config push)
+// whose secret fields, as reg's specs declare them, hold literal values,
+// or whose strings carry DSN passwords.
+func checkConfigSecrets(data []byte, reg *engine.Registry) error {
+	lits, err := engine.SecretLiterals(data, reg)
+	if err != nil {
+		return err
+	}
+	var probe map[string]any
+	if err := yaml.Unmarshal(data, &probe); err != nil {
+		return fmt.Errorf("config is not valid YAML: %v", err)
+	}
+	dsnErr := CheckNoSecrets(probe)
+	if len(lits) == 0 {
+		return dsnErr
+	}
+	msg := fmt.Sprintf("secret fields with literal values: %s; write them as \"${cred:NAME}\" (resolved on each member from DBUS_CRED_<NAME> or the credentials file), \"${env:NAME}\" or \"${file:PATH}\" (resolved on each member)", strings.Join(lits, ", "))
+	if dsnErr != nil {
+		msg += "; " + dsnErr.Error()
+	}
+	return errors.New(msg)
+}
+
+// secretSpecs returns the specs whose fields a resource of input (class
+// unknown when "") may set: the input's class, or every registered spec.
+func secretSpecs(reg *engine.Registry, class string) []*engine.Spec {
+	if s, ok := reg.Lookup(class); ok {
+		return []*engine.Spec{s}
+	}
+	return reg.Specs()
 }

@@ -114,7 +114,20 @@ func LoadFile(path string, reg *Registry) (*Config, error) {
 // Parse parses and validates a config. The returned error lists every
 // problem found (errors.Join of *ConfigError), each with file and line.
 func Parse(file string, data []byte, reg *Registry) (*Config, error) {
-	p := &parser{file: file, reg: reg}
+	return ParseWith(file, data, reg, ParseOptions{})
+}
+
+// ParseOptions change how Parse treats a config.
+type ParseOptions struct {
+	// KeepReferences leaves ${env:} and ${file:} references unresolved:
+	// for checking a config on a host other than the one that will run it
+	// (a cluster config push). Such a Config is not for building plugins.
+	KeepReferences bool
+}
+
+// ParseWith is Parse with options.
+func ParseWith(file string, data []byte, reg *Registry, opts ParseOptions) (*Config, error) {
+	p := &parser{file: file, reg: reg, keepRefs: opts.KeepReferences}
 	cfg := p.parse(data)
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -126,9 +139,10 @@ func Parse(file string, data []byte, reg *Registry) (*Config, error) {
 }
 
 type parser struct {
-	file string
-	reg  *Registry
-	errs []error
+	file     string
+	reg      *Registry
+	errs     []error
+	keepRefs bool // ParseOptions.KeepReferences
 }
 
 func (p *parser) errf(line int, format string, args ...any) {
@@ -452,6 +466,12 @@ func (p *parser) suggestField(spec *Spec, key string) string {
 }
 
 func (p *parser) value(v *yaml.Node, f *Field, where string, c *Conf) {
+	if f.Type == TypeString || f.Type == TypeStrings || f.Type == TypeAny {
+		if !p.resolveNode(v, where) {
+			return
+		}
+		c.collectSecrets(f, v)
+	}
 	switch f.Type {
 	case TypeString:
 		s := p.str(v, where)
@@ -639,6 +659,8 @@ type Conf struct {
 	lines map[string]int
 	// offline is set when the engine is built with Options.Offline.
 	offline bool
+	// secrets are the values of secret fields, kept out of errors.
+	secrets []string
 }
 
 // Offline reports that the plugin is being built without its environment
@@ -738,7 +760,7 @@ func (c *Conf) decodeBytes(key string, raw []byte, line int, dst any) error {
 		if line > 0 {
 			msg = relLines(msg, line-1)
 		}
-		return &ConfigError{File: c.File, Line: line, Msg: fmt.Sprintf("%s (%s): %s: %s", c.Name, c.Class, key, msg)}
+		return &ConfigError{File: c.File, Line: line, Msg: c.Redact(fmt.Sprintf("%s (%s): %s: %s", c.Name, c.Class, key, msg))}
 	}
 	return nil
 }
@@ -775,7 +797,7 @@ func (c *Conf) Errorf(key string, format string, args ...any) error {
 	if line == 0 {
 		line = c.Line
 	}
-	return &ConfigError{File: c.File, Line: line, Msg: fmt.Sprintf("%s (%s): %s: %s", c.Name, c.Class, key, fmt.Sprintf(format, args...))}
+	return &ConfigError{File: c.File, Line: line, Msg: c.Redact(fmt.Sprintf("%s (%s): %s: %s", c.Name, c.Class, key, fmt.Sprintf(format, args...)))}
 }
 
 // matchName reports whether a match pattern selects name (exact or glob).

@@ -85,6 +85,15 @@ type Field struct {
 	// HasRange is set (durations in nanoseconds).
 	Min, Max float64
 	HasRange bool
+	// Secret marks a credential (password, token, key): its value is
+	// never shown (admin API, errors) and a literal one is refused where
+	// it would be stored for others (ZooKeeper). Write it as ${env:NAME}
+	// or ${file:PATH} (see secret.go).
+	Secret bool
+	// SecretKeys, on an object field (TypeAny), are the secret keys
+	// inside it as dot paths ("email.password"; "*" matches any key,
+	// lists are walked through).
+	SecretKeys []string
 }
 
 // Spec registers a plugin class: its config fields and constructor.
@@ -166,6 +175,9 @@ func (r *Registry) Register(s Spec) error {
 			return fmt.Errorf("register %s: field %q is reserved by the engine", s.Class, f.Name)
 		}
 		seen[f.Name] = true
+		if len(f.SecretKeys) > 0 && f.Type != TypeAny {
+			return fmt.Errorf("register %s: field %q: SecretKeys on a %s field (only objects have keys; use Secret)", s.Class, f.Name, f.Type)
+		}
 		if f.Default != nil {
 			if _, err := convertDefault(&f); err != nil {
 				return fmt.Errorf("register %s: field %q: bad default: %v", s.Class, f.Name, err)
@@ -232,6 +244,11 @@ func (r *Registry) Markdown() string {
 				def = fmt.Sprintf("`%v`", f.Default)
 			}
 			doc := f.Doc
+			if f.Secret {
+				doc += " Secret: never shown; write it as `${env:NAME}` or `${file:PATH}`."
+			} else if len(f.SecretKeys) > 0 {
+				doc += " Secret keys inside (never shown; use `${env:NAME}` or `${file:PATH}`): " + strings.Join(f.SecretKeys, ", ") + "."
+			}
 			if len(f.Enum) > 0 {
 				doc += " One of: " + strings.Join(f.Enum, ", ") + "."
 			}

@@ -6,6 +6,9 @@ import (
 	"io"
 
 	"github.com/dbus-project/dbus/cluster"
+	// Every built-in spec in engine.Default: the cluster commands refuse
+	// configs and resources whose secret fields hold literal values.
+	_ "github.com/dbus-project/dbus/plugins/all"
 )
 
 // runCluster is the dispatch point for the cluster commands: package

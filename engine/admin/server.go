@@ -246,12 +246,13 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/dag", s.get(s.handleDAG))
 	api("/api/v1/queues", s.get(s.handleQueues))
 	api("/api/v1/checkpoints", s.get(s.handleCheckpoints))
+	api("/api/v1/config", s.get(s.handleConfig))
 	api("/api/v1/inputs/{name}/pause", s.post(func(w http.ResponseWriter, r *http.Request) { s.handlePause(w, r, true) }))
 	api("/api/v1/inputs/{name}/resume", s.post(func(w http.ResponseWriter, r *http.Request) { s.handlePause(w, r, false) }))
 	api("/api/v1/reload", s.post(s.handleReload))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
 	api("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
+		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, config, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
 	})
 	if s.cfg.Metrics {
 		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})

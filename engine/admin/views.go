@@ -64,6 +64,7 @@ type FieldView struct {
 	Default  any      `json:"default,omitempty"`
 	Required bool     `json:"required,omitempty"`
 	Enum     []string `json:"enum,omitempty"`
+	Secret   bool     `json:"secret,omitempty"` // never shown (Secret or SecretKeys)
 	Min      *float64 `json:"min,omitempty"`
 	Max      *float64 `json:"max,omitempty"`
 }
@@ -82,7 +83,7 @@ func specView(sp *engine.Spec, instances []string) SpecView {
 	v := SpecView{Class: sp.Class, Kind: sp.Kind.String(), Summary: sp.Summary, Distributed: sp.Distributed,
 		Fields: []FieldView{}, Instances: instances}
 	for _, f := range sp.Fields {
-		fv := FieldView{Name: f.Name, Type: f.Type.String(), Doc: f.Doc, Required: f.Required, Enum: f.Enum}
+		fv := FieldView{Name: f.Name, Type: f.Type.String(), Doc: f.Doc, Required: f.Required, Enum: f.Enum, Secret: f.IsSecret()}
 		switch d := f.Default.(type) {
 		case nil:
 		case time.Duration:

@@ -122,7 +122,7 @@ var spec = engine.Spec{
 	Fields: []engine.Field{
 		{Name: "addr", Type: engine.TypeString, Required: true, Doc: "host:port of the source server."},
 		{Name: "user", Type: engine.TypeString, Default: "dbus", Doc: "Replication user (needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT)."},
-		{Name: "password", Type: engine.TypeString, Default: "", Doc: "Its password."},
+		{Name: "password", Type: engine.TypeString, Default: "", Secret: true, Doc: "Its password."},
 		{Name: "flavor", Type: engine.TypeString, Default: "auto", Enum: []string{"auto", "mysql", "mariadb"}, Doc: "Server flavor; auto detects it from the version."},
 		{Name: "server_id", Type: engine.TypeInt, Required: true, HasRange: true, Min: 1, Max: 4294967295, Doc: "Replica server id dbus registers with: non-zero, unique among the source's replicas."},
 		{Name: "start", Type: engine.TypeString, Default: "current", Enum: []string{"current", "earliest", "gtid", "file"}, Doc: "Where to start without a checkpoint."},
