@@ -169,7 +169,7 @@ func (f *FileStore) Save(cps map[string]Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.path, data); err != nil {
+	if err := WriteFileAtomic(f.path, data); err != nil {
 		return fmt.Errorf("save checkpoints to %s: %w", f.path, err)
 	}
 	f.cps = next
@@ -179,9 +179,12 @@ func (f *FileStore) Save(cps map[string]Checkpoint) error {
 // Close implements CheckpointStore.
 func (f *FileStore) Close() error { return nil }
 
-// writeFileAtomic writes data to path through a temporary file, fsync and
-// rename, then fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory, fsync and rename, then fsyncs the directory: after a crash the
+// file holds either the old or the new content, never a mix. Every state
+// file of the engine and its plugins (checkpoints, schema history, filter
+// state) is written with it.
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -352,24 +352,8 @@ func (f *Filter) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := f.stateFile + ".tmp"
-	fh, err := os.Create(tmp)
-	if err != nil {
+	if err := engine.WriteFileAtomic(f.stateFile, data); err != nil {
 		return fmt.Errorf("save cardinality state %s: %w", f.stateFile, err)
-	}
-	_, werr := fh.Write(data)
-	if werr == nil {
-		werr = fh.Sync()
-	}
-	if cerr := fh.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, f.stateFile)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save cardinality state %s: %w", f.stateFile, werr)
 	}
 	f.lastSave = time.Now()
 	return nil

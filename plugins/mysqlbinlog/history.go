@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/dbus-project/dbus/engine"
 )
 
 // history is the schema history used when table maps carry no column
@@ -80,23 +82,7 @@ func (h *history) save() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(h.path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write schema history %s: %w", h.path, werr)
-	}
-	if err := os.Rename(tmp.Name(), h.path); err != nil {
-		os.Remove(tmp.Name())
+	if err := engine.WriteFileAtomic(h.path, data); err != nil {
 		return fmt.Errorf("write schema history %s: %w", h.path, err)
 	}
 	return nil
