@@ -16,6 +16,16 @@
 #   DBUS_MYSQL_BINLOG  "on" (default): ROW binlog with full image and full
 #                      metadata; "off": no binary log (tests of the error dbus
 #                      gives when binlog is off)
+#   DBUS_MYSQL_TLS_DIR  certificates from .ci/certs.sh DIR: the server uses
+#                      server.pem/server.key and trusts ca.pem (client
+#                      certificates); env then prints DBUS_TEST_MYSQL_TLS_ADDR
+#                      and DBUS_TEST_TLS_DIR instead of DBUS_TEST_MYSQL_ADDR
+#   DBUS_MYSQL_REQUIRE_TLS "on": require_secure_transport=ON (plaintext TCP
+#                      clients are refused); needs DBUS_MYSQL_TLS_DIR
+#
+# A TLS instance for the TLS tests, beside the default one:
+#   .ci/certs.sh /tmp/dbus-ci/certs
+#   DBUS_MYSQL_PORT=33062 DBUS_MYSQL_TLS_DIR=/tmp/dbus-ci/certs DBUS_MYSQL_REQUIRE_TLS=on .ci/mariadb.sh start
 #
 # Accounts: root has no password and is reachable only from 127.0.0.1 (the
 # server binds 127.0.0.1 only and is thrown away); "dbus"/"dbus" is the
@@ -39,6 +49,13 @@ LOG=$STATE/mariadbd.log
 SOCK=$STATE/mysql.sock
 BINLOG=${DBUS_MYSQL_BINLOG:-on}
 WAIT=${DBUS_MYSQL_WAIT:-60}
+TLSDIR=${DBUS_MYSQL_TLS_DIR:-}
+REQUIRE_TLS=${DBUS_MYSQL_REQUIRE_TLS:-off}
+# Clients of a TLS instance speak TLS (required when require_secure_transport is on).
+CLIENT_TLS=()
+if [ -n "$TLSDIR" ]; then
+	CLIENT_TLS=(--ssl --ssl-ca="$TLSDIR/ca.pem")
+fi
 
 die() { echo "mariadb.sh: $*" >&2; exit 1; }
 
@@ -47,12 +64,12 @@ need() {
 }
 
 ping_db() {
-	mariadb-admin --no-defaults --protocol=tcp -h127.0.0.1 -P "$PORT" -uroot --connect-timeout=2 ping >/dev/null 2>&1
+	mariadb-admin --no-defaults --protocol=tcp -h127.0.0.1 -P "$PORT" -uroot "${CLIENT_TLS[@]}" --connect-timeout=2 ping >/dev/null 2>&1
 }
 
 alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-sql() { mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P "$PORT" -uroot -e "$1"; }
+sql() { mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P "$PORT" -uroot "${CLIENT_TLS[@]}" -e "$1"; }
 
 init_data() {
 	[ -d "$DATA/mysql" ] && return 0
@@ -79,6 +96,16 @@ start() {
 		die "port $PORT already serves a MariaDB this script did not start; set DBUS_MYSQL_PORT"
 	fi
 	init_data
+	local tls_args=()
+	if [ -n "$TLSDIR" ]; then
+		[ -s "$TLSDIR/server.pem" ] || die "DBUS_MYSQL_TLS_DIR=$TLSDIR has no server.pem: run .ci/certs.sh $TLSDIR"
+		tls_args=(--ssl-cert="$TLSDIR/server.pem" --ssl-key="$TLSDIR/server.key" --ssl-ca="$TLSDIR/ca.pem")
+		if [ "$REQUIRE_TLS" = on ]; then
+			tls_args+=(--require-secure-transport=ON)
+		fi
+	elif [ "$REQUIRE_TLS" = on ]; then
+		die "DBUS_MYSQL_REQUIRE_TLS=on needs DBUS_MYSQL_TLS_DIR (certificates from .ci/certs.sh)"
+	fi
 	local binlog_args=()
 	if [ "$BINLOG" = on ]; then
 		binlog_args=(--log-bin="$DATA/mysql-bin" --binlog-format=ROW --binlog-row-image=FULL
@@ -89,7 +116,7 @@ start() {
 		# the 5 MB row tests with room.
 		nohup mariadbd --no-defaults --user=root --datadir="$DATA" --port="$PORT" \
 			--bind-address=127.0.0.1 --socket="$SOCK" --pid-file="$PIDFILE" \
-			--server-id=1 "${binlog_args[@]}" \
+			--server-id=1 "${binlog_args[@]}" "${tls_args[@]}" \
 			--skip-name-resolve --max-allowed-packet=64M \
 			--innodb-buffer-pool-size=64M --innodb-log-file-size=64M \
 			--performance-schema=OFF --skip-log-error --log-error="$LOG" \
@@ -121,7 +148,7 @@ start() {
 			FLUSH PRIVILEGES;"
 		rm -f "$STATE/.needs-users"
 	fi
-	echo "mariadb serving on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), binlog $BINLOG, data $DATA)"
+	echo "mariadb serving on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), binlog $BINLOG, tls ${TLSDIR:-off}, require_secure_transport $REQUIRE_TLS, data $DATA)"
 }
 
 # stop [SIGNAL]
@@ -157,7 +184,13 @@ restart)
 	stop TERM
 	start
 	;;
-env) echo "export DBUS_TEST_MYSQL_ADDR=127.0.0.1:$PORT DBUS_TEST_MYSQL_USER=root DBUS_TEST_MYSQL_PASSWORD= DBUS_TEST_MYSQL_DATADIR=$DATA" ;;
+env)
+	if [ -n "$TLSDIR" ]; then
+		echo "export DBUS_TEST_MYSQL_TLS_ADDR=127.0.0.1:$PORT DBUS_TEST_TLS_DIR=$TLSDIR"
+	else
+		echo "export DBUS_TEST_MYSQL_ADDR=127.0.0.1:$PORT DBUS_TEST_MYSQL_USER=root DBUS_TEST_MYSQL_PASSWORD= DBUS_TEST_MYSQL_DATADIR=$DATA"
+	fi
+	;;
 status)
 	if ping_db; then echo "mariadb on 127.0.0.1:$PORT answers"; else echo "mariadb on 127.0.0.1:$PORT: not answering"; exit 1; fi
 	;;

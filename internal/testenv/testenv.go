@@ -15,6 +15,13 @@ const (
 	EnvMySQLPassword = "DBUS_TEST_MYSQL_PASSWORD" // its password
 	EnvMySQLDataDir  = "DBUS_TEST_MYSQL_DATADIR"  // server data dir (restart tests)
 	EnvZK            = "DBUS_TEST_ZK"             // comma-separated host:port of a ZooKeeper
+	// A second MariaDB (ROW binlog, users root/dbus as above) that requires
+	// TLS (require_secure_transport=ON) with the server certificate of
+	// EnvTLSDir, and that directory: .ci/certs.sh output (ca.pem,
+	// server.pem/.key for localhost and 127.0.0.1, client.pem/.key,
+	// expired.*, wronghost.*, other-ca.pem).
+	EnvMySQLTLSAddr = "DBUS_TEST_MYSQL_TLS_ADDR"
+	EnvTLSDir       = "DBUS_TEST_TLS_DIR"
 )
 
 // CI reports whether the tests run under CI (CI=true).
@@ -43,6 +50,19 @@ func MySQL(t testing.TB) (addr, user, password string) {
 		user = "root"
 	}
 	return addr, user, os.Getenv(EnvMySQLPassword)
+}
+
+// MySQLTLS returns the address of the test MariaDB that requires TLS, its
+// admin user and password, and the directory of the test certificates.
+func MySQLTLS(t testing.TB) (addr, user, password, certDir string) {
+	t.Helper()
+	addr = Require(t, EnvMySQLTLSAddr, "MariaDB server requiring TLS")
+	certDir = Require(t, EnvTLSDir, "test certificates (.ci/certs.sh)")
+	user = os.Getenv(EnvMySQLUser)
+	if user == "" {
+		user = "root"
+	}
+	return addr, user, os.Getenv(EnvMySQLPassword), certDir
 }
 
 // ZooKeeper returns the test ZooKeeper servers.
