@@ -93,6 +93,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzAPITapQuery -fuzztime $(FUZZTIME) ./engine/admin/
 	$(GO) test -run XXX -fuzz FuzzAPIAdminSection -fuzztime $(FUZZTIME) ./engine/admin/
 	$(GO) test -run XXX -fuzz FuzzParseJSON -fuzztime $(FUZZTIME) ./plugins/parse/
+	$(GO) test -run XXX -fuzz FuzzBinlogNativeRow -fuzztime $(FUZZTIME) ./plugins/mysqlbinlog/
+	$(GO) test -run XXX -fuzz FuzzBinlogDDL -fuzztime $(FUZZTIME) ./plugins/mysqlbinlog/
 
 # Long soaks and kill loops (minutes; needs the services, see
 # services-start); CI runs short versions of each: a 30 s Kafka broker
