@@ -30,6 +30,11 @@ func runPeek(args []string, stdout, stderr io.Writer) int {
 	include := fs.String("include", "", "comma-separated db.table globs to show (default all)")
 	exclude := fs.String("exclude", "", "comma-separated db.table globs to hide")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	fs.StringVar(&cfg.TLS.Mode, "tls-mode", "", "TLS to the server: verify-full, verify-ca, required or preferred (default: off, or verify-full when another -tls flag is set)")
+	fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "CA certificates (PEM) that signed the server's certificate (default: the system roots)")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "client certificate (PEM), with -tls-key")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "client key (PEM)")
+	fs.StringVar(&cfg.TLS.ServerName, "tls-server-name", "", "name checked against the server's certificate (default: the host of -mysql)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/plugins/tlsconf"
 )
 
 // Config configures a binlog reader (the input and Peek).
@@ -16,6 +17,9 @@ type Config struct {
 	Password string
 	Flavor   string // "auto", "mysql" or "mariadb"
 	ServerID uint32 // unique among the source's replicas, non-zero
+	// TLS to the server (the checks' connections and the binlog stream);
+	// mode preferred uses TLS when the server offers it.
+	TLS tlsconf.Config
 
 	// Start applies when the stream has no checkpoint: "current" (the
 	// server's position now), "earliest" (oldest binlog kept), "gtid"
@@ -75,6 +79,9 @@ func (c *Config) Validate() error {
 	if c.ServerID == 0 {
 		return fmt.Errorf("server_id: must be non-zero and unique among the server's replicas")
 	}
+	if err := c.TLS.Validate(tlsconf.Options{AllowPreferred: true}); err != nil {
+		return fmt.Errorf("tls: %v", err)
+	}
 	switch c.Flavor {
 	case "auto", "mysql", "mariadb":
 	default:
@@ -123,6 +130,7 @@ var spec = engine.Spec{
 		{Name: "addr", Type: engine.TypeString, Required: true, Doc: "host:port of the source server."},
 		{Name: "user", Type: engine.TypeString, Default: "dbus", Doc: "Replication user (needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT)."},
 		{Name: "password", Type: engine.TypeString, Default: "", Secret: true, Doc: "Its password."},
+		tlsconf.Field(),
 		{Name: "flavor", Type: engine.TypeString, Default: "auto", Enum: []string{"auto", "mysql", "mariadb"}, Doc: "Server flavor; auto detects it from the version."},
 		{Name: "server_id", Type: engine.TypeInt, Required: true, HasRange: true, Min: 1, Max: 4294967295, Doc: "Replica server id dbus registers with: non-zero, unique among the source's replicas."},
 		{Name: "start", Type: engine.TypeString, Default: "current", Enum: []string{"current", "earliest", "gtid", "file"}, Doc: "Where to start without a checkpoint."},
@@ -161,6 +169,10 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.Addr = c.String("addr")
 	cfg.User = c.String("user")
 	cfg.Password = c.String("password")
+	var err error
+	if cfg.TLS, err = tlsconf.FromConf(c, tlsconf.Options{AllowPreferred: true}); err != nil {
+		return cfg, err
+	}
 	cfg.Flavor = c.String("flavor")
 	sid := c.Int("server_id")
 	if sid <= 0 || sid > 1<<32-1 {
@@ -189,7 +201,7 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.SchemaFile = c.String("schema_file")
 	cfg.Decoder = c.String("decoder")
 	if err := cfg.Validate(); err != nil {
-		return cfg, &engine.ConfigError{File: c.File, Line: c.Line, Msg: fmt.Sprintf("%s (%s): %v", c.Name, c.Class, err)}
+		return cfg, &engine.ConfigError{File: c.File, Line: c.Line, Msg: c.Redact(fmt.Sprintf("%s (%s): %v", c.Name, c.Class, err))}
 	}
 	return cfg, nil
 }

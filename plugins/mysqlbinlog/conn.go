@@ -12,6 +12,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	pingcaperrors "github.com/pingcap/errors"
+
+	"github.com/dbus-project/dbus/plugins/tlsconf"
 )
 
 // serverInfo is what the preflight check learned about the source.
@@ -24,6 +26,7 @@ type serverInfo struct {
 	Current      Position // the server's binlog end now
 	Logs         []string // binlog files on the server, oldest first
 	GTIDMode     bool     // MySQL gtid_mode=ON, or MariaDB (always)
+	TLS          bool     // the checks' connection used TLS (see tls.go)
 }
 
 // fatalError is an error that reconnecting will not cure: bad
@@ -91,22 +94,34 @@ func explainServerError(err error, cfg *Config) error {
 		return nil
 	}
 	grant := fmt.Sprintf("GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '%s'@'%%'", cfg.User)
+	if e := explainSecureTransport(me, cfg); e != nil {
+		return e
+	}
 	switch me.Code {
 	case mysql.ER_ACCESS_DENIED_ERROR:
-		return fatal("cannot log in to %s as %q: access denied: check user and password (server says: %s)", cfg.Addr, cfg.User, me.Message)
+		return fatal("cannot log in to %s as %q: access denied: check user and password%s (server says: %s)", cfg.Addr, cfg.User, plaintextRefusedHint(cfg), me.Message)
 	case mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, mysql.ER_DBACCESS_DENIED_ERROR, mysql.ER_TABLEACCESS_DENIED_ERROR:
 		return fatal("user %q on %s lacks a privilege dbus needs: %s (server says: %s)", cfg.User, cfg.Addr, grant, me.Message)
 	}
 	return nil
 }
 
-// connect opens a plain client connection for checks and queries.
+// connect opens a client connection for checks and queries, with TLS as
+// cfg.TLS says (tls.go).
 func connect(ctx context.Context, cfg *Config) (*client.Conn, error) {
-	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	defer cancel()
-	c, err := client.ConnectWithContext(cctx, cfg.Addr, cfg.User, cfg.Password, "", cfg.ConnectTimeout)
+	tc, err := cfg.tlsFor()
+	if err != nil {
+		return nil, fatal("tls to %s: %v", cfg.Addr, err)
+	}
+	c, err := dial(ctx, cfg, tc)
+	if err != nil && tc != nil && cfg.TLS.Mode == tlsconf.ModePreferred && isNoTLS(err) {
+		c, err = dial(ctx, cfg, nil)
+	}
 	if err != nil {
 		if e := explainServerError(err, cfg); e != nil {
+			return nil, e
+		}
+		if e := explainTLSError(err, cfg); e != nil {
 			return nil, e
 		}
 		return nil, fmt.Errorf("cannot connect to %s as %q: %w", cfg.Addr, cfg.User, err)
@@ -122,7 +137,7 @@ func preflight(ctx context.Context, cfg *Config) (*serverInfo, error) {
 		return nil, err
 	}
 	defer c.Close()
-	info := &serverInfo{}
+	info := &serverInfo{TLS: isTLSConn(c)}
 	r, err := c.Execute("SELECT @@version, @@global.log_bin, @@global.binlog_format, @@global.binlog_row_image, @@global.server_id")
 	if err != nil {
 		if e := explainServerError(err, cfg); e != nil {

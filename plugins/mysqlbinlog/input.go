@@ -357,6 +357,11 @@ func startStream(ctx context.Context, cfg *Config, f *filters, info *serverInfo,
 		UseDecimal: false, RenderJSONAsMySQLText: true, DiscardGTIDSet: true,
 		EventCacheCount: 1, Logger: quietLogger(log),
 	}
+	tc, tlsErr := cfg.streamTLS(info)
+	if tlsErr != nil {
+		return nil, tlsErr
+	}
+	scfg.TLSConfig = tc
 	h := &syncHandler{events: st.events, done: st.done, hook: newRowsHook(f, cfg.Decoder != "go-mysql")}
 	scfg.SynchronousEventHandler = h
 	if h.hook != nil {

@@ -18,8 +18,9 @@
 // the chain only (for servers whose certificate names no usable host, as
 // MySQL's auto-generated ones); required encrypts without verifying
 // (insecure: a man in the middle can read everything); preferred tries TLS
-// and falls back to plaintext — only plugins whose protocol negotiates TLS
-// (MySQL) accept it, others refuse it at config time.
+// and falls back to plaintext, verifying nothing (as MySQL's
+// ssl-mode=PREFERRED) — only plugins whose protocol negotiates TLS (MySQL)
+// accept it, others refuse it at config time.
 //
 // Contract:
 //  1. Field() is the spec entry; FromConf decodes and validates it (files

@@ -129,7 +129,10 @@ func (c Config) Build() (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	switch c.Mode {
-	case ModeRequired:
+	case ModeRequired, ModePreferred:
+		// preferred, as MySQL's ssl-mode=PREFERRED: opportunistic
+		// encryption; verifying would be pointless (whoever can forge a
+		// certificate can as well strip TLS and get plaintext).
 		tc.InsecureSkipVerify = true
 	case ModeVerifyCA:
 		// Verify the chain against the roots, not the host name.
