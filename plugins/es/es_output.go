@@ -72,6 +72,8 @@ type Output struct {
 	user      string
 	password  string
 	apiKey    string
+	shown     []string // urls without passwords, for messages
+	tlsMode   string   // tls.mode ("" when the tls block is off)
 	pipeline  string
 	dryRun    atomic.Bool
 
@@ -144,7 +146,7 @@ func newOutput(c *engine.Conf) (engine.Output, error) {
 	}
 	for i, u := range o.urls {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return nil, c.Errorf("urls", "%q is not an http(s) URL", u)
+			return nil, c.Errorf("urls", "%q is not an http(s) URL", redactURL(u))
 		}
 		o.urls[i] = strings.TrimRight(u, "/")
 	}
@@ -172,6 +174,9 @@ func newOutput(c *engine.Conf) (engine.Output, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 8
+	if err := o.configureSecurity(c, tr); err != nil {
+		return nil, err
+	}
 	o.client = &http.Client{Timeout: c.Duration("timeout"), Transport: tr}
 	if o.gzip {
 		o.zw, _ = gzip.NewWriterLevel(&o.zbuf, gzip.BestSpeed)
@@ -477,8 +482,8 @@ func (o *Output) send(ctx context.Context, items []*pack.Packet) ([]error, error
 		}
 		body = o.zbuf.Bytes()
 	}
-	url := o.urls[o.next%len(o.urls)]
-	u := url + "/_bulk"
+	url := o.shown[o.next%len(o.urls)] // for messages: no password
+	u := o.urls[o.next%len(o.urls)] + "/_bulk"
 	if o.pipeline != "" {
 		u += "?pipeline=" + o.pipeline
 	}
@@ -500,6 +505,9 @@ func (o *Output) send(ctx context.Context, items []*pack.Packet) ([]error, error
 	resp, err := o.client.Do(req)
 	if err != nil {
 		o.next++ // try another node next time
+		if e := o.explainTransportError(url, err); e != nil {
+			return nil, e
+		}
 		return nil, fmt.Errorf("elasticsearch bulk request to %s (%d items): %w", url, len(items), err)
 	}
 	defer resp.Body.Close()
@@ -515,6 +523,9 @@ func (o *Output) send(ctx context.Context, items []*pack.Packet) ([]error, error
 	data, err := io.ReadAll(io.LimitReader(rb, 256<<20))
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch bulk response from %s: %w", url, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return nil, o.authError(url, resp.StatusCode, data)
 	}
 	if resp.StatusCode != http.StatusOK {
 		if isRetryable(resp.StatusCode) {

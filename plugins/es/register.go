@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/plugins/tlsconf"
 )
 
 func init() { Register(engine.Default) }
@@ -28,8 +29,9 @@ func Register(reg *engine.Registry) {
 			{Name: "timeout", Type: engine.TypeDuration, Default: 30 * time.Second, Doc: "HTTP request timeout."},
 			{Name: "username", Type: engine.TypeString, Default: "", Doc: "Basic auth user."},
 			{Name: "password", Type: engine.TypeString, Default: "", Secret: true, Doc: "Basic auth password."},
-			{Name: "api_key", Type: engine.TypeString, Default: "", Secret: true, Doc: "API key (base64 id:key), instead of basic auth."},
+			{Name: "api_key", Type: engine.TypeString, Default: "", Secret: true, Doc: "API key (the base64 \"encoded\" value Elasticsearch returns), sent as Authorization: ApiKey <api_key>; instead of username/password."},
 			{Name: "pipeline", Type: engine.TypeString, Default: "", Doc: "Ingest pipeline."},
+			tlsconf.Field(),
 		},
 		NewOutput: newOutput,
 	})
