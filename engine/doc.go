@@ -12,7 +12,11 @@
 //     Conf.Offline is false and the check is cheap (dbusd -t calls it).
 //  2. Register a Spec (class, kind, fields with types and defaults,
 //     summary) from your package's init into Default, and export a
-//     Register(*Registry) for tests.
+//     Register(*Registry) for tests. Mark every credential field Secret
+//     (or, inside an object field, list it in SecretKeys): its value is
+//     then kept out of errors (Conf.Errorf; pass library errors that may
+//     quote it through Conf.Redact), the admin API and ZooKeeper. String
+//     values may be ${env:NAME} or ${file:PATH}: the parser resolves them.
 //  3. Inputs: Run(ctx, ic) until ctx ends or the source is done; take
 //     packets with ic.NewPacket (it blocks under back pressure), fill
 //     them, set Pos and FlagBoundary, ic.Emit them on a Stream, call
