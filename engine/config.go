@@ -355,7 +355,7 @@ func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 		return nil
 	}
 	pc.Spec = spec
-	conf := &Conf{Name: pc.Name, Class: pc.Class, File: p.file, Line: n.Line, vals: map[string]any{}, nodes: map[string]*yaml.Node{}, lines: map[string]int{}}
+	conf := &Conf{Name: pc.Name, Class: pc.Class, File: p.file, Line: n.Line, spec: spec, vals: map[string]any{}, nodes: map[string]*yaml.Node{}, lines: map[string]int{}}
 	pc.Conf = conf
 	for key, v := range fields {
 		kl := keys[key].Line
@@ -657,6 +657,8 @@ type Conf struct {
 	vals  map[string]any
 	nodes map[string]*yaml.Node
 	lines map[string]int
+	// spec declares the keys the accessors may read.
+	spec *Spec
 	// offline is set when the engine is built with Options.Offline.
 	offline bool
 	// secrets are the values of secret fields, kept out of errors.
@@ -703,35 +705,89 @@ func NewConf(reg *Registry, name, class string, vals map[string]any) (*Conf, err
 
 // Has reports whether key was set in the file or has a default.
 func (c *Conf) Has(key string) bool {
+	c.field(key)
 	_, a := c.vals[key]
 	_, b := c.nodes[key]
 	return a || b
 }
 
+// field returns the spec's declaration of key. Reading a key the spec does
+// not declare, or as another type, is a bug in the plugin (a misspelt key
+// would otherwise read as a silent zero): it panics with BUG:, which the
+// engine's constructor call turns into an error naming the plugin, so
+// every test and `dbusd -t` that builds the plugin finds it.
+func (c *Conf) field(key string, types ...FieldType) *Field {
+	if c.spec == nil {
+		return nil
+	}
+	f, ok := c.spec.Field(key)
+	if !ok {
+		panic(fmt.Sprintf("BUG: %s (%s) reads config key %q, which its spec does not declare", c.Name, c.Class, key))
+	}
+	if len(types) > 0 {
+		for _, t := range types {
+			if f.Type == t {
+				return f
+			}
+		}
+		panic(fmt.Sprintf("BUG: %s (%s) reads config key %q (a %s) as a %s", c.Name, c.Class, key, f.Type, types[0]))
+	}
+	return f
+}
+
 // String returns a string field.
-func (c *Conf) String(key string) string { s, _ := c.vals[key].(string); return s }
+func (c *Conf) String(key string) string {
+	c.field(key, TypeString)
+	s, _ := c.vals[key].(string)
+	return s
+}
 
 // Int returns an int field.
-func (c *Conf) Int(key string) int64 { n, _ := c.vals[key].(int64); return n }
+func (c *Conf) Int(key string) int64 {
+	c.field(key, TypeInt, TypeSize)
+	n, _ := c.vals[key].(int64)
+	return n
+}
 
 // Float returns a float field.
-func (c *Conf) Float(key string) float64 { f, _ := c.vals[key].(float64); return f }
+func (c *Conf) Float(key string) float64 {
+	c.field(key, TypeFloat)
+	f, _ := c.vals[key].(float64)
+	return f
+}
 
 // Bool returns a bool field.
-func (c *Conf) Bool(key string) bool { b, _ := c.vals[key].(bool); return b }
+func (c *Conf) Bool(key string) bool {
+	c.field(key, TypeBool)
+	b, _ := c.vals[key].(bool)
+	return b
+}
 
 // Duration returns a duration field.
-func (c *Conf) Duration(key string) time.Duration { d, _ := c.vals[key].(time.Duration); return d }
+func (c *Conf) Duration(key string) time.Duration {
+	c.field(key, TypeDuration)
+	d, _ := c.vals[key].(time.Duration)
+	return d
+}
 
 // Size returns a size field in bytes.
-func (c *Conf) Size(key string) int64 { return c.Int(key) }
+func (c *Conf) Size(key string) int64 {
+	c.field(key, TypeSize, TypeInt)
+	n, _ := c.vals[key].(int64)
+	return n
+}
 
 // Strings returns a list field.
-func (c *Conf) Strings(key string) []string { s, _ := c.vals[key].([]string); return s }
+func (c *Conf) Strings(key string) []string {
+	c.field(key, TypeStrings)
+	s, _ := c.vals[key].([]string)
+	return s
+}
 
 // Decode decodes an object field into dst strictly: unknown keys are
 // errors that name the file and line.
 func (c *Conf) Decode(key string, dst any) error {
+	c.field(key)
 	n, ok := c.nodes[key]
 	if !ok {
 		if v, ok := c.vals[key]; ok {

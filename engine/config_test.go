@@ -285,3 +285,45 @@ outputs:
 		}
 	}
 }
+
+// TestEngineConfigUndeclaredKeyFailsLoudly: a constructor that reads a key
+// its spec does not declare (a typo), or reads a key as the wrong type,
+// fails the build with an error naming the plugin and the key, instead of
+// reading a silent zero.
+func TestEngineConfigUndeclaredKeyFailsLoudly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		read func(c *engine.Conf)
+		want string
+	}{
+		{"misspelt", func(c *engine.Conf) { c.Int("latncy") }, `reads config key "latncy", which its spec does not declare`},
+		{"wrong type", func(c *engine.Conf) { c.String("n") }, `reads config key "n" (a int) as a string`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := engine.NewRegistry()
+			mock.Register(reg)
+			read := tc.read
+			if err := reg.Register(engine.Spec{Class: "Typo", Kind: engine.KindOutput,
+				Fields: []engine.Field{{Name: "n", Type: engine.TypeInt, Default: int64(1)}},
+				NewOutput: func(c *engine.Conf) (engine.Output, error) {
+					read(c)
+					return nil, nil
+				}}); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := engine.Parse("t.yaml", []byte(`
+inputs:
+  - {name: gen, class: MockInput}
+outputs:
+  - {name: out, class: Typo, match: gen}
+`), reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = engine.New(cfg, engine.Options{Registry: reg})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "BUG") || !strings.Contains(err.Error(), "out (Typo)") {
+				t.Fatalf("build error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -26,11 +26,13 @@ func buildVersion(v string, info *debug.BuildInfo, ok bool) string {
 			dirty = s.Value == "true"
 		}
 	}
-	if rev == "" {
-		return v
-	}
 	if len(rev) > 12 {
 		rev = rev[:12]
+	}
+	if rev == "" || strings.Contains(v, rev) {
+		// Go stamps a pseudo-version that names the revision (and
+		// +dirty) itself: v0.0.0-20261205125949-15aa4ea03663+dirty.
+		return v
 	}
 	var b strings.Builder
 	b.WriteString(v)
