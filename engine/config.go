@@ -123,11 +123,16 @@ type ParseOptions struct {
 	// for checking a config on a host other than the one that will run it
 	// (a cluster config push). Such a Config is not for building plugins.
 	KeepReferences bool
+	// Reference, when set, is asked before each ${env:} or ${file:}
+	// reference (ref as written) is resolved; an error refuses it (a
+	// config posted to the admin API may use only the references the
+	// operator's config file uses).
+	Reference func(ref string) error
 }
 
 // ParseWith is Parse with options.
 func ParseWith(file string, data []byte, reg *Registry, opts ParseOptions) (*Config, error) {
-	p := &parser{file: file, reg: reg, keepRefs: opts.KeepReferences}
+	p := &parser{file: file, reg: reg, keepRefs: opts.KeepReferences, refCheck: opts.Reference}
 	cfg := p.parse(data)
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -142,7 +147,8 @@ type parser struct {
 	file     string
 	reg      *Registry
 	errs     []error
-	keepRefs bool // ParseOptions.KeepReferences
+	keepRefs bool               // ParseOptions.KeepReferences
+	refCheck func(string) error // ParseOptions.Reference
 }
 
 func (p *parser) errf(line int, format string, args ...any) {

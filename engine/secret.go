@@ -85,6 +85,18 @@ func resolveRefs(s string) (string, error) {
 	return out, err
 }
 
+// References returns the ${env:} and ${file:} references written in the
+// config data (as written, "${env:NAME}").
+func References(data []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range refRE.FindAllStringSubmatch(string(data), -1) {
+		if m[1] != "cred" {
+			out[m[0]] = true
+		}
+	}
+	return out
+}
+
 // resolveNode resolves references in every scalar under n, in place.
 // Resolved scalars inside objects are kept strings.
 func (p *parser) resolveNode(n *yaml.Node, where string) bool {
@@ -96,6 +108,17 @@ func (p *parser) resolveNode(n *yaml.Node, where string) bool {
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
 			return true
+		}
+		if p.refCheck != nil {
+			for _, m := range refRE.FindAllStringSubmatch(n.Value, -1) {
+				if m[1] == "cred" {
+					continue
+				}
+				if err := p.refCheck(m[0]); err != nil {
+					p.errf(n.Line, "%s: %s: %v", where, m[0], err)
+					return false
+				}
+			}
 		}
 		v, err := resolveRefs(n.Value)
 		if err != nil {

@@ -47,7 +47,7 @@ func (s *Server) ReloadFile(source string) (ReloadResult, error) {
 			Generation: s.b.Generation(), Error: err.Error()})
 		return res, &reloadError{fmt.Errorf("cannot read config: %w", err)}
 	}
-	res, err := s.apply(source, s.path, data)
+	res, err := s.apply(source, s.path, data, engine.ParseOptions{})
 	if !errors.Is(err, engine.ErrReloadInProgress) {
 		s.fileMu.Lock()
 		s.fileHash = hashBytes(data)
@@ -62,15 +62,32 @@ func (s *Server) reloadBytes(source, name string, data []byte) (ReloadResult, er
 		return ReloadResult{Generation: s.b.Generation()}, errBusy
 	}
 	defer s.reloading.Store(false)
-	return s.apply(source, name, data)
+	return s.apply(source, name, data, engine.ParseOptions{Reference: s.fileReference})
+}
+
+// fileReference allows in a posted config only the ${env:} and ${file:}
+// references the config file (or, without one, the running config)
+// already uses: a reload over the API must not read other files or
+// variables of the daemon into a pipeline (and send them elsewhere).
+func (s *Server) fileReference(ref string) error {
+	var data []byte
+	if s.path != "" {
+		data, _ = os.ReadFile(s.path)
+	} else if cfg := s.b.Config(); cfg != nil {
+		data = cfg.Raw
+	}
+	if engine.References(data)[ref] {
+		return nil
+	}
+	return errors.New("a config posted to the admin API may use only the ${env:} and ${file:} references the config file uses: add it to the file and reload the file (SIGHUP, or POST /api/v1/reload without a body)")
 }
 
 // apply parses data and hands it to the supervisor. The caller holds
 // s.reloading.
-func (s *Server) apply(source, file string, data []byte) (ReloadResult, error) {
+func (s *Server) apply(source, file string, data []byte, opts engine.ParseOptions) (ReloadResult, error) {
 	prev := s.b.Generation()
 	res := ReloadResult{Source: source, File: file, PreviousGeneration: prev, Generation: prev}
-	cfg, err := engine.Parse(file, data, s.reg)
+	cfg, err := engine.ParseWith(file, data, s.reg, opts)
 	if err != nil {
 		res.Error = err.Error()
 		res = s.record(res)
