@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -77,8 +78,11 @@ type Output struct {
 	pipeline  string
 	dryRun    atomic.Bool
 
-	body   bytes.Buffer
-	zbuf   bytes.Buffer
+	// body is the bulk request being built: taken from bytebufferpool for
+	// one Write call and returned after it, so an idle output holds no
+	// request-sized buffer (max_bytes, 5 MiB by default) and outputs share
+	// calibrated buffers.
+	body *bytebufferpool.ByteBuffer
 	zw     *gzip.Writer
 	scr    []byte
 	ids    []string
@@ -179,7 +183,7 @@ func newOutput(c *engine.Conf) (engine.Output, error) {
 	}
 	o.client = &http.Client{Timeout: c.Duration("timeout"), Transport: tr}
 	if o.gzip {
-		o.zw, _ = gzip.NewWriterLevel(&o.zbuf, gzip.BestSpeed)
+		o.zw, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	}
 	return o, nil
 }
@@ -195,6 +199,11 @@ func (o *Output) Close(context.Context) error {
 
 // Write implements engine.Output.
 func (o *Output) Write(ctx context.Context, batch []*pack.Packet) error {
+	o.body = bytebufferpool.Get()
+	defer func() {
+		bytebufferpool.Put(o.body)
+		o.body = nil
+	}()
 	var be *engine.BatchError
 	for i := 0; i < len(batch); {
 		j, err := o.encode(batch, i)
@@ -245,7 +254,7 @@ func (o *Output) encode(batch []*pack.Packet, i int) (int, error) {
 			return j, err
 		}
 		if o.body.Len() > o.maxBytes && j > i {
-			o.body.Truncate(mark)
+			o.body.B = o.body.B[:mark]
 			o.ids, o.idxs = o.ids[:len(o.ids)-1], o.idxs[:len(o.idxs)-1]
 			break
 		}
@@ -474,13 +483,14 @@ func (o *Output) send(ctx context.Context, items []*pack.Packet) ([]error, error
 	}
 	body := o.body.Bytes()
 	if o.gzip {
-		o.zbuf.Reset()
-		o.zw.Reset(&o.zbuf)
+		zb := bytebufferpool.Get()
+		defer bytebufferpool.Put(zb) // after the request: body refers to it
+		o.zw.Reset(zb)
 		o.zw.Write(body)
 		if err := o.zw.Close(); err != nil {
 			return nil, fmt.Errorf("gzip bulk body: %w", err)
 		}
-		body = o.zbuf.Bytes()
+		body = zb.Bytes()
 	}
 	url := o.shown[o.next%len(o.urls)] // for messages: no password
 	u := o.urls[o.next%len(o.urls)] + "/_bulk"

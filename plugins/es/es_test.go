@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -279,6 +280,8 @@ func TestESEncodeNoAllocsAndEscaping(t *testing.T) {
 	p.Attrs.SetFloat("f", 1.5)
 	p.Attrs.SetBool("b", true)
 	p.Pos.Offset = 10
+	o.body = bytebufferpool.Get() // as Write does
+	defer bytebufferpool.Put(o.body)
 	o.encode([]*pack.Packet{p}, 0)
 	lines := strings.Split(strings.TrimSuffix(o.body.String(), "\n"), "\n")
 	var doc map[string]any
