@@ -57,6 +57,14 @@ type InputContext interface {
 	// Flush publishes buffered packets. Call it before blocking on the
 	// source (an idle source must not hold packets back).
 	Flush(ctx context.Context) error
+	// Commit saves every checkpoint of this input that is committable now
+	// (a position Marked or emitted whose packets are all done) and
+	// returns once the store has it. For positions that must be durable
+	// before the input goes on: the start position an input resolved from
+	// its config ("current") is marked and committed before the first
+	// read, else a crash before the first checkpoint would resolve
+	// "current" again and skip what was written meanwhile.
+	Commit(ctx context.Context) error
 	// CloseStream gives stream s up: it flushes, waits (bounded by ctx) until
 	// every packet emitted on s is done, commits its checkpoint and forgets
 	// it. Inputs call it when a stream goes away (a revoked Kafka

@@ -902,3 +902,53 @@ outputs:
 		t.Fatalf("delivered %d of %d emitted packets", rec.Len(), emitted.Load())
 	}
 }
+
+// TestEngineInputCommitIsSynchronous: a position an input Marks and then
+// Commits is in the store when Commit returns, before any packet flowed
+// and long before the commit interval.
+func TestEngineInputCommitIsSynchronous(t *testing.T) {
+	reg := testRegistry(t, map[string]*mock.Recorder{})
+	store := engine.NewMemoryStore()
+	committed := make(chan engine.Checkpoint, 1)
+	reg.MustRegister(engine.Spec{Class: "Starter", Kind: engine.KindInput,
+		NewInput: func(*engine.Conf) (engine.Input, error) {
+			return inputFunc(func(ctx context.Context, ic engine.InputContext) error {
+				st, err := ic.Stream("")
+				if err != nil {
+					return err
+				}
+				if err := ic.Mark(ctx, st, pack.Pos{Offset: 42, Token: []byte("start")}); err != nil {
+					return err
+				}
+				if err := ic.Commit(ctx); err != nil {
+					return err
+				}
+				cp, _, _ := store.Load("in")
+				committed <- cp
+				<-ctx.Done()
+				return nil
+			}), nil
+		}})
+	reg.MustRegister(engine.Spec{Class: "Never", Kind: engine.KindOutput,
+		NewOutput: func(*engine.Conf) (engine.Output, error) { return neverOutput{}, nil }})
+	e := newEngine(t, reg, `
+engine: {checkpoint_interval: 1h}
+inputs:
+  - {name: in, class: Starter}
+outputs:
+  - {name: out, class: Never, match: in}
+`, engine.Options{Store: store})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	select {
+	case cp := <-committed:
+		if cp.Offset != 42 || string(cp.Token) != "start" {
+			t.Fatalf("checkpoint after Commit: %+v, want offset 42 token start", cp)
+		}
+	case <-time.After(testenv.Scaled(10 * time.Second)):
+		t.Fatal("Commit did not return")
+	}
+	cancel()
+	<-done
+}

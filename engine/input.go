@@ -225,6 +225,13 @@ func (ir *inputRunner) CloseStream(ctx context.Context, s *Stream) error {
 	return err
 }
 
+func (ir *inputRunner) Commit(ctx context.Context) error {
+	if err := ir.Flush(ctx); err != nil {
+		return err
+	}
+	return ir.e.commit(ctx)
+}
+
 func (ir *inputRunner) streamList() []*Stream {
 	ir.smu.Lock()
 	defer ir.smu.Unlock()

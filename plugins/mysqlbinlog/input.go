@@ -92,6 +92,16 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return err
 		}
+		// The resolved position is durable before the first read: after a
+		// crash (or any stop) before the first transaction, a restart
+		// resumes here instead of resolving "current" again and skipping
+		// what was written in between.
+		if err := ic.Mark(ctx, s, pack.Pos{Offset: start.Offset(), Token: start.AppendToken(nil)}); err != nil {
+			return err
+		}
+		if err := ic.Commit(ctx); err != nil {
+			return fmt.Errorf("cannot save the start position %s before reading: %w", start, err)
+		}
 		log.Info("starting without checkpoint", "start", in.cfg.Start, "position", start.String())
 	}
 	hist, err := in.openHistory(ctx, info, start, log)
