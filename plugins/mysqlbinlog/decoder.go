@@ -278,6 +278,7 @@ func (d *decoder) rowsEvent(h *replication.EventHeader, e *replication.RowsEvent
 		d.nraws = len(e.Rows)
 	}
 	d.src.file, d.src.pos, d.src.gtid = d.file, h.LogPos, d.gtid.current()
+	d.src.serverID = h.ServerID // the server where the change originated
 	d.offset = fileSeq(d.file)<<32 | int64(h.LogPos)
 	step := 1
 	if kind == KindUpdate {

@@ -55,3 +55,26 @@ func TestBinlogStartCurrentIsDurable(t *testing.T) {
 		})
 	}
 }
+
+// TestBinlogSourceServerID: each row names the server_id of the server
+// where the change was made (it was always 0).
+func TestBinlogSourceServerID(t *testing.T) {
+	d := testDB(t)
+	d.exec("CREATE TABLE t (id INT PRIMARY KEY)")
+	r, err := d.c.Execute("SELECT @@server_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := r.GetUint(0, 0)
+	if want == 0 {
+		t.Fatal("the test server has server_id 0")
+	}
+	p := startPipeline(t, d, "start: current", nil)
+	p.waitLog(10*time.Second, "starting without checkpoint")
+	d.exec("INSERT INTO t VALUES (1), (2)")
+	for _, rc := range decodeAll(t, p.wait(2, 20*time.Second)) {
+		if uint64(rc.Source.ServerID) != want {
+			t.Fatalf("source.server_id %d, want the server's %d", rc.Source.ServerID, want)
+		}
+	}
+}
