@@ -49,6 +49,8 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, ct
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	// The admin API refuses requests without it (cross-origin protection).
+	req.Header.Set("X-Dbus-Request", "1")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -20,6 +20,16 @@ const DefaultListen = "127.0.0.1:8714"
 //	admin:
 //	  listen: 127.0.0.1:8714   # host:port; ":0" picks a free port
 //	  token: s3cret            # or token_file: /etc/dbus/admin.token (not both)
+//	  allowed_hosts: []        # Host names accepted besides localhost and IPs
+//	  cert_file: ""            # serve HTTPS with this certificate and key_file
+//	  key_file: ""
+//	  client_ca_file: ""       # require client certificates signed by this CA
+//	  read_timeout: 15s        # whole request, body included
+//	  write_timeout: 60s       # response (tap streams and reloads extend it)
+//	  idle_timeout: 2m
+//	  max_connections: 64      # further connections wait to be accepted
+//	  allow_commands: false    # configs posted to the API may run any command
+//	  allowed_paths: []        # directories any posted config may name files in
 //	  pprof: false             # serve /debug/pprof on the same listener
 //	  metrics: true            # serve /metrics
 //	  ui: true                 # serve the live pipeline page at /ui/
@@ -41,6 +51,21 @@ type Config struct {
 	Watch         bool          `yaml:"watch"`
 	WatchInterval time.Duration `yaml:"watch_interval"`
 	Tap           TapConfig     `yaml:"tap"`
+
+	// Listener hardening (see security.go).
+	AllowedHosts   []string      `yaml:"allowed_hosts"`
+	CertFile       string        `yaml:"cert_file"`
+	KeyFile        string        `yaml:"key_file"`
+	ClientCAFile   string        `yaml:"client_ca_file"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	MaxConnections int           `yaml:"max_connections"`
+
+	// What a config posted to the reload API may do beyond the config
+	// file (see policy.go). Only the file sets these.
+	AllowCommands bool     `yaml:"allow_commands"`
+	AllowedPaths  []string `yaml:"allowed_paths"`
 }
 
 // TapConfig bounds the tap endpoint.
@@ -55,10 +80,14 @@ type TapConfig struct {
 // DefaultConfig returns the settings of an empty admin: section.
 func DefaultConfig() Config {
 	return Config{
-		Listen:        DefaultListen,
-		Metrics:       true,
-		UI:            true,
-		WatchInterval: time.Second,
+		Listen:         DefaultListen,
+		Metrics:        true,
+		UI:             true,
+		WatchInterval:  time.Second,
+		ReadTimeout:    15 * time.Second,
+		WriteTimeout:   time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxConnections: 64,
 		Tap: TapConfig{
 			MaxPackets:      1000,
 			MaxPayloadBytes: 1024,
@@ -91,6 +120,9 @@ func ParseSection(file string, n *yaml.Node) (Config, error) {
 	err := c.validate()
 	if err == nil {
 		err = c.loadToken()
+	}
+	if err == nil {
+		err = c.checkExposure()
 	}
 	if err != nil {
 		line := 0
@@ -167,6 +199,9 @@ func (c *Config) validate() error {
 	}
 	if strings.ContainsAny(c.Token, " \t\r\n") {
 		return fmt.Errorf("token must not contain white space")
+	}
+	if err := c.validateListener(); err != nil {
+		return err
 	}
 	if c.WatchInterval < 10*time.Millisecond || c.WatchInterval > time.Hour {
 		return fmt.Errorf("watch_interval %s out of range [10ms, 1h]", c.WatchInterval)

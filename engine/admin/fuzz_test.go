@@ -110,7 +110,7 @@ func FuzzAPIRequest(f *testing.F) {
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
-		req, err := http.NewRequest(method, "http://dbus"+path, strings.NewReader(body))
+		req, err := http.NewRequest(method, "http://127.0.0.1:8714"+path, strings.NewReader(body))
 		if err != nil {
 			return
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"os"
 	"time"
@@ -18,6 +17,10 @@ import (
 
 // MaxReloadBody bounds a POST /api/v1/reload body.
 const MaxReloadBody = 8 << 20
+
+// reloadAnswerBudget is the write deadline of a reload's answer: a reload
+// drains replaced components for up to engine.shutdown_timeout.
+const reloadAnswerBudget = 10 * time.Minute
 
 // errBusy is returned when a reload is already running.
 var errBusy = fmt.Errorf("%w: retry when it completes", engine.ErrReloadInProgress)
@@ -147,26 +150,16 @@ func sameNode(a, b *yaml.Node) bool {
 	return bytes.Equal(ra, rb)
 }
 
-// acceptedReloadTypes are the Content-Types a reload body may have.
-var acceptedReloadTypes = map[string]bool{
-	"": true, "application/yaml": true, "application/x-yaml": true, "text/yaml": true, "text/x-yaml": true,
-	"text/plain": true, "application/octet-stream": true, "application/json": true,
-}
-
 // readReloadBody validates a reload request and returns its body ("" means
 // re-read the config file). The returned code is the HTTP status on error.
 func readReloadBody(r *http.Request, limit int64) ([]byte, int, error) {
 	if r.URL.RawQuery != "" {
 		return nil, http.StatusBadRequest, fmt.Errorf("unexpected query %q", r.URL.RawQuery)
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil {
-			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("bad Content-Type %q: %v", ct, err)
-		}
-		if !acceptedReloadTypes[mt] {
-			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %s: send the config as application/yaml", mt)
-		}
+	// Types a browser sends cross-site without a preflight (text/plain,
+	// forms, a body without a type) are refused (guard checks it too).
+	if code, err := checkMutationType(r); err != nil {
+		return nil, code, err
 	}
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("config of %d bytes over the limit of %d", r.ContentLength, limit)
@@ -187,6 +180,11 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, "reload: %v", err)
 		return
 	}
+	// The body is in (within read_timeout); a reload may drain components
+	// for up to engine.shutdown_timeout before it answers.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(reloadAnswerBudget))
 	var res ReloadResult
 	if len(bytes.TrimSpace(data)) == 0 {
 		if s.path == "" {

@@ -2,7 +2,7 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +74,9 @@ type Server struct {
 	mux    *http.ServeMux
 	srv    *http.Server
 	ln     net.Listener
+	lim    *limitListener // bounds open connections (max_connections)
+	cop    *http.CrossOriginProtection
+	tls    bool           // the listener speaks HTTPS
 	wg     sync.WaitGroup // serve loop and watcher
 	once   sync.Once
 	stopAf func() bool
@@ -130,19 +133,38 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("-admin %s: %w", opts.ListenOverride, err)
 		}
 	}
+	if err := cfg.checkExposure(); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	s := newServer(cfg, opts.Supervisor, opts)
-	ln, err := net.Listen("tcp", cfg.Listen)
+	raw, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("admin: cannot listen on %s: %w", cfg.Listen, err)
 	}
-	s.ln = ln
+	// Bound the connections on the raw socket (a TLS handshake holds one too).
+	s.lim = newLimitListener(raw, cfg.MaxConnections)
+	s.ln = s.lim
+	if tc != nil {
+		s.ln = tls.NewListener(s.lim, tc)
+		s.tls = true
+	}
+	ln := s.ln
 	s.srv = &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return s.ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		// ReadTimeout covers the body: a client trickling it is cut off.
+		// Tap streams and reloads extend their deadlines per request.
+		ReadTimeout:    cfg.ReadTimeout,
+		WriteTimeout:   cfg.WriteTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		BaseContext:    func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.wg.Add(1)
 	go func() {
@@ -163,7 +185,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	s.stopAf = context.AfterFunc(ctx, func() { s.Close() })
-	s.log.Info("admin API listening", "addr", ln.Addr().String(), "auth", cfg.Token != "", "pprof", cfg.Pprof,
+	s.log.Info("admin API listening", "addr", ln.Addr().String(), "https", s.tls, "client_certs", cfg.ClientCAFile != "",
+		"auth", cfg.Token != "", "max_connections", cfg.MaxConnections, "pprof", cfg.Pprof,
 		"tap", cfg.Tap.Enabled, "watch", cfg.Watch && s.path != "")
 	return s, nil
 }
@@ -182,6 +205,10 @@ func newServer(cfg Config, b backend, opts Options) *Server {
 	s := &Server{cfg: cfg, b: b, reg: opts.Registry, log: opts.Logger.With("component", "admin"),
 		version: opts.Version, path: opts.ConfigPath, started: time.Now()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.cop = http.NewCrossOriginProtection()
+	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+	}))
 	if s.path != "" {
 		if h, err := hashFile(s.path); err == nil {
 			s.fileHash = h
@@ -238,7 +265,7 @@ func (s *Server) Close() error {
 
 func (s *Server) routes(opts Options) {
 	m := http.NewServeMux()
-	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.auth(h)) }
+	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.guard(routeAPI, h)) }
 	api("/api/v1/status", s.get(s.handleStatus))
 	api("/api/v1/plugins", s.get(s.handlePlugins))
 	api("/api/v1/plugins/{class}", s.get(s.handlePlugin))
@@ -251,59 +278,38 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/inputs/{name}/resume", s.post(func(w http.ResponseWriter, r *http.Request) { s.handlePause(w, r, false) }))
 	api("/api/v1/reload", s.post(s.handleReload))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
-	api("/api/", func(w http.ResponseWriter, r *http.Request) {
+	m.Handle("/api/", s.guard(routeAPI, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, config, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
-	})
+	}))
 	if s.cfg.Metrics {
 		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})
-		m.Handle("/metrics", s.auth(metrics.Handler(metrics.NewRegistry(c)).ServeHTTP))
+		m.Handle("/metrics", s.guard(routeMetrics, metrics.Handler(metrics.NewRegistry(c)).ServeHTTP))
 	}
 	if s.cfg.Pprof {
-		m.Handle("/debug/pprof/", s.auth(pprof.Index))
-		m.Handle("/debug/pprof/cmdline", s.auth(pprof.Cmdline))
-		m.Handle("/debug/pprof/profile", s.auth(pprof.Profile))
-		m.Handle("/debug/pprof/symbol", s.auth(pprof.Symbol))
-		m.Handle("/debug/pprof/trace", s.auth(pprof.Trace))
+		m.Handle("/debug/pprof/", s.guard(routeAPI, pprof.Index))
+		m.Handle("/debug/pprof/cmdline", s.guard(routeAPI, pprof.Cmdline))
+		m.Handle("/debug/pprof/profile", s.guard(routeAPI, pprof.Profile))
+		m.Handle("/debug/pprof/symbol", s.guard(routeAPI, pprof.Symbol))
+		m.Handle("/debug/pprof/trace", s.guard(routeAPI, pprof.Trace))
 	} else {
-		m.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+		m.HandleFunc("/debug/pprof/", s.guard(routeStatic, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "pprof is off: set admin.pprof: true to enable it")
-		})
+		}))
 	}
 	if s.cfg.UI {
-		m.Handle("/ui/", http.StripPrefix("/ui/", ui.Handler()))
+		m.Handle("/ui/", s.guard(routeStatic, http.StripPrefix("/ui/", ui.Handler()).ServeHTTP))
 	}
-	m.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+	m.HandleFunc("/{$}", s.guard(routeStatic, func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.UI {
 			http.Redirect(w, r, "/ui/", http.StatusFound)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"api": "/api/v1/status"})
-	})
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	m.HandleFunc("/", s.guard(routeStatic, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found: %s", r.URL.Path)
-	})
+	}))
 	s.mux = m
-}
-
-// auth checks the bearer token when one is configured.
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
-	if s.cfg.Token == "" {
-		return h
-	}
-	want := []byte("Bearer " + s.cfg.Token)
-	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="dbus"`)
-			if len(got) == 0 {
-				writeError(w, http.StatusUnauthorized, "authorization required: send Authorization: Bearer <token>")
-			} else {
-				writeError(w, http.StatusUnauthorized, "invalid token")
-			}
-			return
-		}
-		h(w, r)
-	}
 }
 
 func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {

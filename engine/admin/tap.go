@@ -133,8 +133,13 @@ func (s *Server) handleTap(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	// A tap streams for up to its timeout, longer than write_timeout: lift
+	// the server's deadlines for this request only (the read one would end
+	// its context, the write one cut the stream).
 	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(req.Timeout + 10*time.Second))
+	w.WriteHeader(http.StatusOK)
 	rc.Flush()
 	s.log.Info("tap started", "node", node, "max", req.Max, "every", req.Every, "remote", r.RemoteAddr)
 	sent := 0

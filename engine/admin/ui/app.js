@@ -19,7 +19,9 @@
   }
 
   function get(path) {
-    var headers = { "Accept": "application/json" };
+    // X-Dbus-Request: the admin API refuses requests without it (a page of
+    // another origin cannot send it without a CORS preflight).
+    var headers = { "Accept": "application/json", "X-Dbus-Request": "1" };
     if (token) headers["Authorization"] = "Bearer " + token;
     return fetch(new URL(path, api), { headers: headers, cache: "no-store" }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
