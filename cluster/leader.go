@@ -177,7 +177,7 @@ func (l *leader) restore(w *watches) error {
 	acts := l.mach.Step(assign.Leadership{Active: true})
 	// Owner records of resources that were removed while no leader ran.
 	for id := range l.ownerExists {
-		if !ls.resources[id] {
+		if !ls.resources[id] && recs[id].Member != "" {
 			acts = append(acts, assign.Action{Kind: assign.Forget, Resource: id})
 		}
 	}
@@ -288,9 +288,12 @@ func (l *leader) apply(acts []assign.Action, force bool) error {
 				l.ownerExists[a.Resource] = true
 			}
 		case assign.Forget:
+			// A tombstone, never a delete: a znode created again starts
+			// at version 0, and a stale owner's checkpoint write guarded
+			// by an old version would succeed (invariant 11).
 			if l.ownerExists[a.Resource] {
-				ops = append(ops, &zk.DeleteRequest{Path: l.p.owner(a.Resource), Version: -1})
-				delete(l.ownerExists, a.Resource)
+				data := mustJSON(OwnerRecord{Epoch: l.mach.Epoch()})
+				ops = append(ops, &zk.SetDataRequest{Path: l.p.owner(a.Resource), Data: data, Version: -1})
 			}
 		}
 	}
