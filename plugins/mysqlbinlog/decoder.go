@@ -131,6 +131,10 @@ func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, r
 		return fmt.Errorf("tagged GTID at %s: tagged GTIDs (MySQL 8.4) are not supported yet", d.where(h))
 	case *replication.QueryEvent:
 		return d.query(h, e, s)
+	case *replication.ExecuteLoadQueryEvent:
+		// LOAD DATA logged as a statement (with its file in
+		// Begin_load_query events): no rows to read either.
+		return d.statementDML(h, []byte("LOAD DATA ..."))
 	case *replication.RotateEvent:
 		d.file = string(e.NextLogName)
 		if d.commitFile == "" {
@@ -162,11 +166,30 @@ func (d *decoder) query(h *replication.EventHeader, e *replication.QueryEvent, s
 		return nil
 	case eqFold(q, "COMMIT"), eqFold(q, "ROLLBACK"):
 		return d.boundary(h, s)
+	case isStatementDML(q):
+		// A change logged as a statement, not as rows: dbus cannot know
+		// which rows it changed. Stop here, before the transaction's
+		// boundary, so the checkpoint never passes it.
+		return d.statementDML(h, q)
+	case d.inTxn && isDDL(q):
+		// CREATE TABLE ... SELECT: the new table's definition is logged
+		// inside the transaction that inserts its rows.
+		return d.applyDDL(h, e)
 	case d.inTxn:
-		// SAVEPOINT and the like inside a transaction.
+		// SAVEPOINT, RELEASE / ROLLBACK TO SAVEPOINT, XA START/END.
 		return nil
 	}
 	// A standalone statement: DDL or an administrative statement.
+	if err := d.applyDDL(h, e); err != nil {
+		return err
+	}
+	return d.boundary(h, s)
+}
+
+// applyDDL keeps the schema history (when there is one) and the compiled
+// tables in step with a DDL statement.
+func (d *decoder) applyDDL(h *replication.EventHeader, e *replication.QueryEvent) error {
+	q := e.Query
 	if d.hist != nil {
 		changed, err := d.hist.apply(string(e.Schema), string(q), d.file, h.LogPos)
 		if err != nil {
@@ -181,7 +204,34 @@ func (d *decoder) query(h *replication.EventHeader, e *replication.QueryEvent, s
 		// not linger.
 		clear(d.tables)
 	}
-	return d.boundary(h, s)
+	return nil
+}
+
+// isStatementDML reports whether a query event is a data change logged as
+// a statement (binlog_format=STATEMENT, or MIXED falling back to it).
+func isStatementDML(q []byte) bool {
+	toks := tokenize(string(q), 1)
+	if len(toks) == 0 {
+		return false
+	}
+	switch toks[0].up {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "WITH":
+		return true
+	}
+	return false
+}
+
+// statementDML is the error for a statement-logged change.
+func (d *decoder) statementDML(h *replication.EventHeader, q []byte) error {
+	excerpt := string(q)
+	if len(excerpt) > 60 {
+		excerpt = excerpt[:60] + "..."
+	}
+	return fatal("statement-logged change at %s (%q): the session that made it used binlog_format=STATEMENT or MIXED, "+
+		"so its rows are not in the binlog and dbus cannot read them. Set binlog_format=ROW globally (SET GLOBAL and in my.cnf) "+
+		"and keep sessions from changing it (SET SESSION binlog_format needs SUPER or BINLOG ADMIN); "+
+		"the checkpoint stays before this transaction: re-apply the change as rows, or move the start past it deliberately",
+		d.where(h), excerpt)
 }
 
 func (d *decoder) boundary(h *replication.EventHeader, s sink) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 )
 
 // TestBinlogStartCurrentIsDurable: with start: current and a checkpoint
@@ -75,6 +76,63 @@ func TestBinlogSourceServerID(t *testing.T) {
 	for _, rc := range decodeAll(t, p.wait(2, 20*time.Second)) {
 		if uint64(rc.Source.ServerID) != want {
 			t.Fatalf("source.server_id %d, want the server's %d", rc.Source.ServerID, want)
+		}
+	}
+}
+
+// TestBinlogStatementDMLStopsTheInput: a change logged as a statement (a
+// session with binlog_format=STATEMENT) stops the input with an error
+// naming the position and the fix; the rows after it are not delivered
+// and the checkpoint stays before it. It used to be skipped silently
+// while later row events were emitted.
+func TestBinlogStatementDMLStopsTheInput(t *testing.T) {
+	for _, mode := range []string{"STATEMENT", "MIXED"} {
+		t.Run(mode, func(t *testing.T) {
+			d := testDB(t)
+			d.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+			store := engine.NewMemoryStore()
+			p := startPipeline(t, d, "start: current", store)
+			p.waitLog(10*time.Second, "starting without checkpoint")
+			d.exec("INSERT INTO t VALUES (1, 'row')")
+			p.wait(1, 20*time.Second)
+			stmt := d.pos() // where the statement-logged transaction begins
+			d.exec("SET SESSION binlog_format=" + mode)
+			d.exec("BEGIN")
+			d.exec("INSERT INTO t VALUES (2, 'statement')")
+			d.exec("COMMIT")
+			d.exec("SET SESSION binlog_format=ROW")
+			d.exec("INSERT INTO t VALUES (3, 'after')")
+			p.waitLog(20*time.Second, "statement-logged change at", "binlog_format=ROW")
+			// Nothing past the statement arrives, and the checkpoint does
+			// not pass it (give the input time to try).
+			testenv.Never(t, 500*time.Millisecond, func() bool { return p.rec.Len() > 1 }, "rows after the statement-logged change were delivered")
+			if cp, _, _ := store.Load("bl"); cp.Offset > stmt.Offset() {
+				t.Fatalf("checkpoint %d passed the statement-logged transaction at %s (%d)", cp.Offset, stmt, stmt.Offset())
+			}
+		})
+	}
+}
+
+// TestBinlogCreateTableSelectReachesHistory: CREATE TABLE ... SELECT is
+// logged inside the transaction that writes its rows; an input without
+// FULL row metadata (schema history) decodes the new table's rows. It
+// used to ignore the statement and stop for good on the new table.
+func TestBinlogCreateTableSelectReachesHistory(t *testing.T) {
+	d := testDB(t)
+	d.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
+	t.Cleanup(func() { d.c.Execute("SET GLOBAL binlog_row_metadata = FULL") })
+	d.reconnect() // the session takes the global setting
+	d.exec("CREATE TABLE src (id INT PRIMARY KEY, v VARCHAR(20))")
+	d.exec("INSERT INTO src VALUES (1, 'a'), (2, 'b')")
+	hist := t.TempDir() + "/schema.json"
+	p := startPipeline(t, d, "start: current\nschema_file: "+hist, nil)
+	p.waitLog(10*time.Second, "starting without checkpoint")
+	d.exec("CREATE TABLE copy SELECT id, v FROM src")
+	d.exec("INSERT INTO copy VALUES (3, 'c')")
+	got := decodeAll(t, p.wait(3, 20*time.Second))
+	for i, rc := range got {
+		if rc.Table != "copy" || rc.Kind != "insert" || string(rc.After["id"]) != fmt.Sprint(i+1) || rc.After["v"] == nil {
+			t.Fatalf("row %d: %+v", i, rc)
 		}
 	}
 }
