@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -89,9 +90,15 @@ func (c countOutput) Write(_ context.Context, b []*pack.Packet) error {
 // waits until the output acked it; stop ends the engine.
 func stepEngine(t testing.TB, per, pool int, batched ...bool) (step func(), stop func()) {
 	t.Helper()
+	return stepEngineWith(t, per, pool, len(batched) > 0 && batched[0], engine.Options{})
+}
+
+// stepEngineWith is stepEngine with engine options.
+func stepEngineWith(t testing.TB, per, pool int, batched bool, opts engine.Options) (step func(), stop func()) {
+	t.Helper()
 	reg := engine.NewRegistry()
 	mock.Register(reg)
-	in := &stepInput{step: make(chan struct{}), per: per, data: make([]byte, 128), batched: len(batched) > 0 && batched[0]}
+	in := &stepInput{step: make(chan struct{}), per: per, data: make([]byte, 128), batched: batched}
 	var count atomic.Int64
 	reg.MustRegister(engine.Spec{Class: "Step", Kind: engine.KindInput,
 		NewInput: func(*engine.Conf) (engine.Input, error) { return in, nil }})
@@ -105,7 +112,7 @@ filters:
   - {name: f, class: MockFilter, match: in}
 outputs:
   - {name: out, class: Count, match: f}
-`, pool), engine.Options{})
+`, pool), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -129,11 +136,21 @@ outputs:
 func TestEngineAllocsPerPacketZero(t *testing.T) {
 	t.Run("per-packet", func(t *testing.T) { testAllocsPerPacketZero(t, false) })
 	t.Run("batched", func(t *testing.T) { testAllocsPerPacketZero(t, true) })
+	// A cluster member's lease check (an atomic deadline read per output
+	// batch) allocates nothing either.
+	var deadline atomic.Int64
+	deadline.Store(time.Now().Add(time.Hour).UnixNano())
+	lease := func() bool { return time.Now().UnixNano() < deadline.Load() }
+	t.Run("lease", func(t *testing.T) { testAllocsPerPacketZero(t, false, engine.Options{Lease: lease}) })
 }
 
-func testAllocsPerPacketZero(t *testing.T, batched bool) {
+func testAllocsPerPacketZero(t *testing.T, batched bool, opts ...engine.Options) {
 	const per = 256
-	step, stop := stepEngine(t, per, 1024, batched)
+	var o engine.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	step, stop := stepEngineWith(t, per, 1024, batched, o)
 	for i := 0; i < 16; i++ { // warm every pooled packet
 		step()
 	}

@@ -31,7 +31,20 @@ type Options struct {
 	// Conf.Offline); used to validate configs on a machine that cannot
 	// reach the brokers or lacks the deployment's files.
 	Offline bool
+	// Lease, when set, reports whether this process may still write to
+	// its outputs (cluster mode: the member's ZooKeeper lease has not run
+	// out, see cluster/DESIGN.md). It is called before every output batch
+	// (it must be cheap, safe for concurrent use and must not allocate).
+	// Once it returns false no batch is written any more: the engine
+	// stops its inputs, leaves the unwritten packets unacked (they are
+	// read again from the last checkpoint by whoever owns the source
+	// next) and Run returns an error wrapping ErrLeaseExpired.
+	Lease func() bool
 }
+
+// ErrLeaseExpired: Options.Lease reported that this process may no longer
+// write to its outputs.
+var ErrLeaseExpired = errors.New("lease expired: this process may no longer write to outputs")
 
 // Engine runs one pipeline: the DAG compiled from a Config. Create it with
 // New, run it once with Run. See DESIGN.md for the goroutine layout and
@@ -65,6 +78,7 @@ type Engine struct {
 	started   atomic.Bool
 	startTime time.Time
 	hardStop  atomic.Bool
+	leaseLost atomic.Bool // Options.Lease returned false once
 }
 
 // inbox is the ring in front of a node that runs in its own goroutine
@@ -380,6 +394,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.closePlugins()
 	if err := e.store.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
+	}
+	if e.leaseLost.Load() {
+		runErr = errors.Join(fmt.Errorf("%w: stopped writing; packets not written will be read again from the last checkpoint", ErrLeaseExpired), runErr)
 	}
 	if replaced {
 		e.log.Info("reload: replaced component stopped", "uptime", time.Since(e.startTime).Round(time.Millisecond))
@@ -703,6 +720,25 @@ func (e *Engine) Stats() []NodeSnapshot {
 }
 
 // stopInputs cancels the inputs' context and closes their packet gate.
+// leaseValid reports whether outputs may write (Options.Lease). The first
+// false stops the inputs; it stays false for the rest of the run.
+func (e *Engine) leaseValid() bool {
+	if e.opts.Lease == nil {
+		return true
+	}
+	if e.leaseLost.Load() {
+		return false
+	}
+	if e.opts.Lease() {
+		return true
+	}
+	if e.leaseLost.CompareAndSwap(false, true) {
+		e.log.Error("lease expired: not writing to outputs any more, stopping inputs (what was not written is read again from the last checkpoint)")
+		e.stopInputs()
+	}
+	return false
+}
+
 func (e *Engine) stopInputs() {
 	e.inCancel()
 	for _, ir := range e.inputs {

@@ -116,6 +116,9 @@ func (or *outputRunner) write(batch []*pack.Packet) (err error) {
 			err = or.onPanic(r)
 		}
 	}()
+	if !or.e.leaseValid() {
+		return ErrLeaseExpired
+	}
 	start := monoNano()
 	err = or.out.Write(or.e.hardCtx, batch)
 	d := time.Duration(monoNano() - start)
@@ -250,7 +253,8 @@ func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packe
 			}
 			return
 		}
-		if e.hardCtx.Err() != nil {
+		if e.hardCtx.Err() != nil || errors.Is(err, ErrLeaseExpired) {
+			// Not written, not acked: read again from the checkpoint.
 			return
 		}
 		or.stats.setErr(err)
@@ -345,6 +349,10 @@ func (or *outputRunner) send(s *slot) {
 	s.pending.Store(true)
 	s.start = time.Now()
 	or.stats.batches.Add(1)
+	if !or.e.leaseValid() {
+		s.Done(ErrLeaseExpired)
+		return
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -379,6 +387,9 @@ func (or *outputRunner) complete(s *slot) {
 // (retries of an async output run one batch at a time, in order).
 func (or *outputRunner) writeAsyncWait(batch []*pack.Packet) error {
 	e := or.e
+	if !e.leaseValid() {
+		return ErrLeaseExpired
+	}
 	done := make(chan error, 1)
 	cw := completionFunc(func(err error) {
 		select {
