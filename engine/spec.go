@@ -94,6 +94,15 @@ type Field struct {
 	// inside it as dot paths ("email.password"; "*" matches any key,
 	// lists are walked through).
 	SecretKeys []string
+	// Path marks a string or list field naming files or directories the
+	// plugin opens (globs allowed); PathKeys, on an object field
+	// (TypeAny), names such keys inside it as dot paths ("db"). Command
+	// marks a string field holding a command the plugin runs. A config
+	// posted to the admin API may use them only as the operator's config
+	// file allows (admin.allowed_paths, admin.allow_commands).
+	Path     bool
+	PathKeys []string
+	Command  bool
 }
 
 // Spec registers a plugin class: its config fields and constructor.

@@ -148,7 +148,9 @@ func (h *harness) do(method, path, body string, hdr ...string) (int, []byte) {
 		req.Header.Set("Content-Type", "application/yaml")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		if hdr[i+1] == "" {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+		} else if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])
 		} else {
 			req.Header.Set(hdr[i], hdr[i+1])

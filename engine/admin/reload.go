@@ -50,7 +50,7 @@ func (s *Server) ReloadFile(source string) (ReloadResult, error) {
 			Generation: s.b.Generation(), Error: err.Error()})
 		return res, &reloadError{fmt.Errorf("cannot read config: %w", err)}
 	}
-	res, err := s.apply(source, s.path, data, engine.ParseOptions{})
+	res, err := s.apply(source, s.path, data, engine.ParseOptions{}, nil)
 	if !errors.Is(err, engine.ErrReloadInProgress) {
 		s.fileMu.Lock()
 		s.fileHash = hashBytes(data)
@@ -65,7 +65,7 @@ func (s *Server) reloadBytes(source, name string, data []byte) (ReloadResult, er
 		return ReloadResult{Generation: s.b.Generation()}, errBusy
 	}
 	defer s.reloading.Store(false)
-	return s.apply(source, name, data, engine.ParseOptions{Reference: s.fileReference})
+	return s.apply(source, name, data, engine.ParseOptions{Reference: s.fileReference}, s.checkPosted)
 }
 
 // fileReference allows in a posted config only the ${env:} and ${file:}
@@ -85,12 +85,15 @@ func (s *Server) fileReference(ref string) error {
 	return errors.New("a config posted to the admin API may use only the ${env:} and ${file:} references the config file uses: add it to the file and reload the file (SIGHUP, or POST /api/v1/reload without a body)")
 }
 
-// apply parses data and hands it to the supervisor. The caller holds
-// s.reloading.
-func (s *Server) apply(source, file string, data []byte, opts engine.ParseOptions) (ReloadResult, error) {
+// apply parses data, checks it with check (nil: none) and hands it to
+// the supervisor. The caller holds s.reloading.
+func (s *Server) apply(source, file string, data []byte, opts engine.ParseOptions, check func(*engine.Config) error) (ReloadResult, error) {
 	prev := s.b.Generation()
 	res := ReloadResult{Source: source, File: file, PreviousGeneration: prev, Generation: prev}
 	cfg, err := engine.ParseWith(file, data, s.reg, opts)
+	if err == nil && check != nil {
+		err = check(cfg)
+	}
 	if err != nil {
 		res.Error = err.Error()
 		res = s.record(res)

@@ -67,7 +67,10 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	path    string // config file, "" when none
-	started time.Time
+	// startCfg is the config the daemon started with: without a config
+	// file, what a posted config is checked against (policy.go).
+	startCfg *engine.Config
+	started  time.Time
 
 	ctx    context.Context // ends at Close: stops taps and the watcher
 	cancel context.CancelFunc
@@ -84,6 +87,7 @@ type Server struct {
 	rates     rateTracker
 	reloading atomic.Bool  // an API, file or watcher reload runs
 	taps      atomic.Int32 // active tap streams
+	tapsTotal atomic.Int64 // tap streams started since Start
 	last      atomic.Pointer[ReloadResult]
 
 	// Values /status serves while a reload holds the supervisor's lock.
@@ -205,6 +209,7 @@ func newServer(cfg Config, b backend, opts Options) *Server {
 	s := &Server{cfg: cfg, b: b, reg: opts.Registry, log: opts.Logger.With("component", "admin"),
 		version: opts.Version, path: opts.ConfigPath, started: time.Now()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.startCfg = b.Config()
 	s.cop = http.NewCrossOriginProtection()
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused")
@@ -237,6 +242,9 @@ func (s *Server) Settings() Config {
 	}
 	return c
 }
+
+// TapsStarted is the number of tap streams started since Start.
+func (s *Server) TapsStarted() int64 { return s.tapsTotal.Load() }
 
 // Close stops the listener, ends tap streams and the watcher, and waits
 // for them. Safe to call more than once and on a nil Server.

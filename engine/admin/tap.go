@@ -141,6 +141,7 @@ func (s *Server) handleTap(w http.ResponseWriter, r *http.Request) {
 	rc.SetWriteDeadline(time.Now().Add(req.Timeout + 10*time.Second))
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
+	s.tapsTotal.Add(1)
 	s.log.Info("tap started", "node", node, "max", req.Max, "every", req.Every, "remote", r.RemoteAddr)
 	sent := 0
 	reason := "max"

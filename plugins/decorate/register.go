@@ -12,7 +12,7 @@ func Register(reg *engine.Registry) {
 		Class: "DecorateFilter", Kind: engine.KindFilter,
 		Summary: "GeoIP country/city, rename/delete/normalise fields, numeric range buckets, currency conversion by a rate table, time-based index name.",
 		Fields: []engine.Field{
-			{Name: "geoip", Type: engine.TypeAny, Doc: "{db: path, format: csv|mmdb (MaxMind DB: GeoIP2/GeoLite2 Country or City), field: ip, country: geo_country, city: geo_city, language: en (mmdb city names)}."},
+			{Name: "geoip", Type: engine.TypeAny, PathKeys: []string{"db"}, Doc: "{db: path, format: csv|mmdb (MaxMind DB: GeoIP2/GeoLite2 Country or City), field: ip, country: geo_country, city: geo_city, language: en (mmdb city names)}."},
 			{Name: "rename", Type: engine.TypeAny, Doc: "Map old -> new attribute name."},
 			{Name: "delete", Type: engine.TypeStrings, Default: []string{}, Doc: "Attributes removed."},
 			{Name: "lowercase", Type: engine.TypeStrings, Default: []string{}, Doc: "String attributes lower-cased (ASCII)."},

@@ -14,7 +14,7 @@ func Register(reg *engine.Registry) {
 		Class: "FileInput", Kind: engine.KindInput, Distributed: true,
 		Summary: "Tails files by glob (rotation, truncation, exact resume from per-file checkpoints), or replays archived files (plain, gzip, zstd) once in order (mode historical).",
 		Fields: []engine.Field{
-			{Name: "paths", Type: engine.TypeStrings, Required: true, Doc: "Files or globs. Historical mode reads them in the order given, each glob's matches sorted by `order`."},
+			{Name: "paths", Type: engine.TypeStrings, Required: true, Path: true, Doc: "Files or globs. Historical mode reads them in the order given, each glob's matches sorted by `order`."},
 			{Name: "mode", Type: engine.TypeString, Default: "tail", Enum: []string{"tail", "historical"}, Doc: "tail: follow the files forever; historical: read them once, then finish."},
 			{Name: "start", Type: engine.TypeString, Default: "end", Enum: []string{"beginning", "end"}, Doc: "Where to start in files present at startup that have no checkpoint (tail mode). Files appearing later are read from the beginning."},
 			{Name: "poll", Type: engine.TypeDuration, Default: 250 * time.Millisecond, HasRange: true, Min: float64(time.Millisecond), Max: float64(time.Minute), Doc: "How often files at their end are checked for new data, rotation and truncation."},
