@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/plugins/tlsconf"
 )
 
 // Fields shared by KafkaInput and KafkaOutput.
@@ -25,7 +28,9 @@ func commonFields() []engine.Field {
 		{Name: "connect_timeout", Type: engine.TypeDuration, Default: 5 * time.Second, Doc: "Bound on the seed reachability check and on Start."},
 		{Name: "metadata_min_age", Type: engine.TypeDuration, Default: 250 * time.Millisecond, Doc: "Minimum time between metadata refreshes; a retriable produce or fetch error waits for one, so this bounds how fast the client recovers (franz-go's own default is 5s)."},
 		{Name: "client_log", Type: engine.TypeString, Default: "warn", Enum: []string{"none", "error", "warn", "info", "debug"}, Doc: "Level of the Kafka client's own log lines."},
-		{Name: "check_seeds", Type: engine.TypeBool, Default: true, Doc: "Dial the seed brokers when the plugin is built (dbusd -t): fail if none accepts a TCP connection within connect_timeout. Set false to build offline (dry runs without a broker)."},
+		{Name: "check_seeds", Type: engine.TypeBool, Default: true, Doc: "Dial the seed brokers when the plugin is built (dbusd -t): fail if none accepts a TCP connection (and, with tls, completes the TLS handshake) within connect_timeout; with tls or sasl on, also ask one seed for the plugin's fixed topics, so that a wrong password, a refused client certificate or a missing ACL (READ for an input, WRITE for an output) fails the build. Set false to build offline (dry runs without a broker)."},
+		tlsconf.Field(),
+		saslField(),
 	}
 }
 
@@ -37,9 +42,22 @@ type clientConf struct {
 	connectTimeout time.Duration
 	metadataMinAge time.Duration
 	logLevel       kgo.LogLevel
+	tls            tlsconf.Config
+	sasl           saslConf
+	auth           *authWatch // with SASL on: see authWatch
 }
 
-func parseClientConf(c *engine.Conf) (clientConf, error) {
+// clientRole tells parseClientConf which plugin it builds for: the topics
+// and the ACL operation the build-time check looks at.
+type clientRole int
+
+const (
+	roleInput  clientRole = iota // topics, READ
+	roleOutput                   // a fixed topic and topic_map targets, WRITE
+)
+
+func parseClientConf(c *engine.Conf, role clientRole) (clientConf, error) {
+	var err error
 	cc := clientConf{
 		name:           c.Name,
 		brokers:        c.Strings("brokers"),
@@ -63,24 +81,69 @@ func parseClientConf(c *engine.Conf) (clientConf, error) {
 	if cc.connectTimeout <= 0 {
 		cc.connectTimeout = 5 * time.Second
 	}
+	if cc.tls, err = tlsconf.FromConf(c, tlsconf.Options{}); err != nil {
+		return cc, err
+	}
+	if cc.sasl, err = parseSASL(c); err != nil {
+		return cc, err
+	}
+	if cc.sasl.on() {
+		cc.auth = &authWatch{}
+	}
 	if c.Bool("check_seeds") && !c.Offline() {
-		if err := dialSeeds(cc.brokers, cc.connectTimeout); err != nil {
+		seed, err := cc.dialSeeds()
+		if err != nil {
 			return cc, c.Errorf("brokers", "%v", err)
+		}
+		if cc.secured() {
+			topics, op := probeTopics(c, role)
+			if err := cc.probe(context.Background(), seed, topics, op); err != nil {
+				key := "brokers"
+				if cc.sasl.on() {
+					key = "sasl"
+				}
+				return cc, c.Errorf(key, "%v", err)
+			}
 		}
 	}
 	return cc, nil
 }
 
-// dialSeeds succeeds when at least one seed accepts a TCP connection
-// within timeout; the error lists why each failed.
-func dialSeeds(seeds []string, timeout time.Duration) error {
-	errs := make([]error, len(seeds))
+// probeTopics returns the fixed topics the build-time check asks about and
+// the operation the plugin needs on them.
+func probeTopics(c *engine.Conf, role clientRole) ([]string, kmsg.ACLOperation) {
+	if role == roleInput {
+		return c.Strings("topics"), kmsg.ACLOperationRead
+	}
+	var topics []string
+	if t := c.String("topic"); !strings.Contains(t, "{") && validTopic([]byte(t)) == nil {
+		topics = append(topics, t)
+	}
+	var m map[string]string
+	if c.Has("topic_map") && c.Decode("topic_map", &m) == nil {
+		for _, t := range m {
+			if validTopic([]byte(t)) == nil && !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
+	}
+	return topics, kmsg.ACLOperationWrite
+}
+
+// dialSeeds returns the first seed that accepts a connection (and, with
+// TLS, completes the handshake) within the connect timeout; the error
+// lists why each failed. A TLS failure is reported as it is (with its
+// hint): the broker is reachable, the configuration is wrong.
+func (cc clientConf) dialSeeds() (string, error) {
+	errs := make([]error, len(cc.brokers))
 	var wg sync.WaitGroup
-	for i, s := range seeds {
+	for i, s := range cc.brokers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", s, timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), cc.connectTimeout)
+			defer cancel()
+			conn, err := cc.dial(ctx, "tcp", s)
 			if err != nil {
 				errs[i] = err
 				return
@@ -89,25 +152,48 @@ func dialSeeds(seeds []string, timeout time.Duration) error {
 		}()
 	}
 	wg.Wait()
-	msgs := make([]string, 0, len(seeds))
+	msgs := make([]string, 0, len(cc.brokers))
 	for i, err := range errs {
 		if err == nil {
-			return nil
+			return cc.brokers[i], nil
 		}
-		msgs = append(msgs, seeds[i]+": "+err.Error())
+		if cc.tls.On() {
+			msgs = append(msgs, err.Error()) // names the broker
+		} else {
+			msgs = append(msgs, cc.brokers[i]+": "+err.Error())
+		}
 	}
-	return fmt.Errorf("no seed broker reachable within %v (%s)", timeout, strings.Join(msgs, "; "))
+	if cc.tls.On() {
+		var tlsErrs []string
+		for i, err := range errs {
+			var ne *net.OpError
+			if !errors.As(err, &ne) || ne.Op != "dial" {
+				tlsErrs = append(tlsErrs, msgs[i])
+			}
+		}
+		if len(tlsErrs) > 0 {
+			return "", errors.New(strings.Join(tlsErrs, "; "))
+		}
+	}
+	return "", fmt.Errorf("no seed broker reachable within %v (%s)", cc.connectTimeout, strings.Join(msgs, "; "))
 }
 
 // baseOpts returns the client options common to both plugins.
 func (cc clientConf) baseOpts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cc.brokers...),
 		kgo.ClientID(cc.clientID),
 		kgo.DialTimeout(cc.connectTimeout),
 		kgo.MetadataMinAge(max(cc.metadataMinAge, time.Millisecond)),
 		kgo.WithLogger(&clientLogger{l: slog.Default().With("plugin", cc.name, "client", "franz-go"), level: cc.logLevel}),
 	}
+	if cc.tls.On() {
+		opts = append(opts, kgo.Dialer(cc.dial))
+	}
+	if cc.sasl.on() {
+		opts = append(opts, kgo.SASL(cc.sasl.mechanism()), kgo.WithHooks(cc.auth))
+	}
+	return opts
 }
 
 // ping checks that the cluster answers a metadata request within the
@@ -126,7 +212,7 @@ func (cc clientConf) ping(ctx context.Context, cl *kgo.Client) error {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("cannot reach Kafka seed brokers %v within %v: %w", cc.brokers, cc.connectTimeout, err)
+		return fmt.Errorf("cannot reach Kafka seed brokers %v within %v: %w", cc.brokers, cc.connectTimeout, cc.explain("", err))
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ type streamCloser interface {
 
 // NewInput builds a KafkaInput from its config.
 func NewInput(c *engine.Conf) (*Input, error) {
-	cc, err := parseClientConf(c)
+	cc, err := parseClientConf(c, roleInput)
 	if err != nil {
 		return nil, err
 	}

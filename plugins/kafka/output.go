@@ -149,7 +149,7 @@ type Output struct {
 // (including a seed dial unless check_seeds is false) and does not start a
 // client: Start does.
 func NewOutput(c *engine.Conf) (*Output, error) {
-	cc, err := parseClientConf(c)
+	cc, err := parseClientConf(c, roleOutput)
 	if err != nil {
 		return nil, err
 	}
