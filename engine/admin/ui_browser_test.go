@@ -2,12 +2,21 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbus-project/dbus/plugins/stream"
 )
 
 // chromium returns the path of a headless-capable Chromium, skipping the
@@ -33,7 +42,7 @@ func dumpDOM(t *testing.T, bin, url string, budget time.Duration) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
 		"--user-data-dir="+t.TempDir(),
@@ -102,4 +111,129 @@ outputs:
 		t.Fatalf("page without a token shows no auth error:\n%.3000s", noTok)
 	}
 	t.Logf("page showed out %d -> %d, drops %d -> %d", out1, out2, drops1, drops2)
+}
+
+// attackerPage tries every mutating or data-revealing endpoint of the
+// admin API at admin from another origin, the ways a web page can
+// without a CORS preflight (no-cors fetch, text/plain and typeless
+// bodies, form posts, beacons, images), plus a CORS request with the
+// custom header (whose preflight must fail). It writes what each attempt
+// saw into #results and "attack-done" when all have settled.
+const attackerPage = `<!doctype html>
+<html><head><title>attacker</title></head><body>
+<pre id="results"></pre>
+<script>
+var A = %q, yaml = %q;
+var out = [];
+function note(name, p) {
+  return p.then(function (r) { out.push(name + "=" + (r && r.type ? r.type + ":" + r.status : "ok")); },
+                function (e) { out.push(name + "=error:" + e.name); });
+}
+function form(name, path, enctype, field, value) {
+  return new Promise(function (done) {
+    var f = document.createElement("iframe");
+    f.name = "t" + name;
+    f.onload = function () { out.push(name + "=form-sent"); done(); };
+    document.body.appendChild(f);
+    var fm = document.createElement("form");
+    fm.method = "POST"; fm.action = A + path; fm.enctype = enctype; fm.target = f.name;
+    var i = document.createElement("input");
+    i.type = "hidden"; i.name = field; i.value = value;
+    fm.appendChild(i);
+    document.body.appendChild(fm);
+    fm.submit();
+  });
+}
+var tries = [
+  note("reload-nocors", fetch(A + "/api/v1/reload", {method: "POST", mode: "no-cors", body: yaml})),
+  note("reload-textplain", fetch(A + "/api/v1/reload", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: yaml})),
+  note("reload-blob", fetch(A + "/api/v1/reload", {method: "POST", mode: "no-cors", body: new Blob([yaml])})),
+  note("reload-empty", fetch(A + "/api/v1/reload", {method: "POST", mode: "no-cors"})),
+  note("pause-nocors", fetch(A + "/api/v1/inputs/gen/pause", {method: "POST", mode: "no-cors"})),
+  note("tap-nocors", fetch(A + "/api/v1/tap/gen?max=1", {mode: "no-cors"})),
+  note("config-nocors", fetch(A + "/api/v1/config", {mode: "no-cors"})),
+  note("reload-cors-header", fetch(A + "/api/v1/reload", {method: "POST", headers: {"X-Dbus-Request": "1", "Content-Type": "application/yaml"}, body: yaml})),
+  note("pause-cors-header", fetch(A + "/api/v1/inputs/gen/pause", {method: "POST", headers: {"X-Dbus-Request": "1"}})),
+  note("config-cors", fetch(A + "/api/v1/config", {headers: {"X-Dbus-Request": "1"}})),
+  form("form-reload-text", "/api/v1/reload", "text/plain", "inputs: [{name: x, class: MockInput}]\noutputs: [{name: o, class: Rec, match: x}]\n#", "1"),
+  form("form-reload-url", "/api/v1/reload", "application/x-www-form-urlencoded", "a", yaml),
+  form("form-pause", "/api/v1/inputs/gen/pause", "application/x-www-form-urlencoded", "a", "b"),
+  form("form-pause-multipart", "/api/v1/inputs/gen/pause", "multipart/form-data", "a", "b"),
+  new Promise(function (done) {
+    out.push("beacon=" + navigator.sendBeacon(A + "/api/v1/reload", yaml));
+    var img = new Image();
+    img.onload = img.onerror = function () { out.push("img-tap=done"); done(); };
+    img.src = A + "/api/v1/tap/gen?max=1";
+  })
+];
+Promise.all(tries).then(function () {
+  out.sort();
+  document.getElementById("results").textContent = out.join("\n") + "\nattack-done";
+});
+</script></body></html>`
+
+// TestAPICrossOriginAttackInHeadlessChromium serves a page from another
+// origin (127.0.0.2, or another port when that address is not usable)
+// that tries every mutating endpoint of an admin API without token, and
+// proves through the Supervisor that none took effect: same generation,
+// input not paused, no tap started, the posted command never ran. The
+// same-origin /ui/ page still loads its data.
+func TestAPICrossOriginAttackInHeadlessChromium(t *testing.T) {
+	bin := chromium(t)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	// max_duration 2s: a tap the page managed to open would end in time
+	// for the checks below to report it.
+	h := start(t, hopts{section: "{tap: {enabled: true, max_duration: 2s}}", file: true, register: stream.Register})
+	gen0 := h.sup.Generation()
+	evil := fmt.Sprintf(`
+inputs:
+  - {name: gen, class: StreamInput, source: command, command: "touch %s"}
+outputs:
+  - {name: out, class: Rec, match: gen}
+`, marker)
+	page := fmt.Sprintf(attackerPage, h.base, evil)
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0") // another port: still another origin
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var served atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	dom := dumpDOM(t, bin, "http://"+ln.Addr().String()+"/", 8*time.Second)
+	if served.Load() == 0 || !strings.Contains(dom, "attack-done") {
+		t.Fatalf("the attacker page did not run to the end (served %d):\n%.3000s", served.Load(), dom)
+	}
+	results := dom[strings.Index(dom, `<pre id="results">`):]
+	t.Logf("attacker page saw:\n%s", results[:strings.Index(results, "attack-done")])
+	// The no-cors requests reached the API (opaque answers), the CORS
+	// ones died at the preflight, the forms were posted.
+	for _, want := range []string{"reload-nocors=opaque:0", "pause-nocors=opaque:0", "tap-nocors=opaque:0",
+		"reload-cors-header=error:TypeError", "pause-cors-header=error:TypeError", "config-cors=error:TypeError",
+		"form-reload-text=form-sent", "form-pause=form-sent", "beacon=true"} {
+		if !strings.Contains(results, want) {
+			t.Errorf("attacker page result %q missing", want)
+		}
+	}
+	h.unchanged(gen0)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the attacker's command ran")
+	}
+	if st := h.srv.TapsStarted(); st != 0 {
+		t.Fatalf("%d taps started", st)
+	}
+
+	// The same-origin page still works without a token: it loads the DAG.
+	ui := dumpDOM(t, bin, h.base+"/ui/", 2500*time.Millisecond)
+	if !regexp.MustCompile(`id="generation">1<`).MatchString(ui) || !strings.Contains(ui, `data-name="gen"`) {
+		t.Fatalf("the /ui/ page did not load its data:\n%.3000s", ui)
+	}
 }
