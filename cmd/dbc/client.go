@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -29,6 +32,42 @@ func newClient(addr, token string, timeout time.Duration) (*client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return &client{base: u, token: token, timeout: timeout, hc: &http.Client{}}, nil
+}
+
+// tlsFlags are dbc's -cacert, -cert and -key.
+type tlsFlags struct{ ca, cert, key string }
+
+// useTLS sets the CA and client certificate of an https:// admin API.
+func (c *client) useTLS(f tlsFlags) error {
+	if f.ca == "" && f.cert == "" && f.key == "" {
+		return nil
+	}
+	if (f.cert == "") != (f.key == "") {
+		return fmt.Errorf("-cert and -key go together")
+	}
+	if c.base.Scheme != "https" {
+		return fmt.Errorf("-cacert/-cert need an https:// -addr (got %s)", c.base)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return fmt.Errorf("-cacert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-cacert %s holds no PEM certificate", f.ca)
+		}
+	}
+	if f.cert != "" {
+		pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return fmt.Errorf("-cert/-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	c.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
+	return nil
 }
 
 // apiError is an answer of 400 or more.

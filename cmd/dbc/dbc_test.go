@@ -35,10 +35,21 @@ type node struct {
 
 func startNode(t *testing.T) *node {
 	t.Helper()
+	return startNodeWith(t, "")
+}
+
+// startNodeWith starts a node whose admin: section is section ("": the
+// one in pipeline).
+func startNodeWith(t *testing.T, section string) *node {
+	t.Helper()
 	reg := engine.NewRegistry()
 	mock.Register(reg)
 	path := filepath.Join(t.TempDir(), "dbus.yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(pipeline, "a")), 0o644); err != nil {
+	conf := fmt.Sprintf(pipeline, "a")
+	if section != "" {
+		conf = strings.Replace(conf, "admin: {token: tok, tap: {enabled: true}}", "admin: "+section, 1)
+	}
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := engine.LoadFile(path, reg)

@@ -14,7 +14,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: dbc [-addr HOST:PORT] [-token T | -token-file F] [-json] COMMAND [ARGS]
+const usage = `usage: dbc [-addr HOST:PORT|https://HOST:PORT] [-token T | -token-file F] [-cacert F] [-cert F -key F] [-json] COMMAND [ARGS]
 
 commands (one dbusd, via its admin API):
   status                 version, uptime, config generation, last reload
@@ -74,6 +74,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	tokenFile := fs.String("token-file", "", "read the token from `file`")
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of tables")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout (tap: see its -timeout)")
+	var tc tlsFlags
+	fs.StringVar(&tc.ca, "cacert", os.Getenv("DBC_CACERT"), "CA `file` (PEM) of an https:// admin API's certificate")
+	fs.StringVar(&tc.cert, "cert", os.Getenv("DBC_CERT"), "client certificate `file` (PEM) for an admin API with client_ca_file")
+	fs.StringVar(&tc.key, "key", os.Getenv("DBC_KEY"), "client key `file` (PEM) for -cert")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +108,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		*token = strings.TrimSpace(string(b))
 	}
 	c, err := newClient(*addr, *token, *timeout)
+	if err == nil {
+		err = c.useTLS(tc)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "dbc: %v\n", err)
 		return 2
