@@ -29,6 +29,23 @@
 // "Authorization: Bearer <token>"; the page's static assets do not (the
 // page takes the token from its URL fragment, #token=..., and sends it).
 //
+// Security (security.go, policy.go; the threat model is in the README):
+//  1. Every route checks Host against DNS rebinding: a loopback listener
+//     answers only localhost, IP addresses and admin.allowed_hosts.
+//  2. /api/, /metrics and /debug/pprof/ refuse requests a browser marks
+//     as cross-origin (http.CrossOriginProtection for unsafe methods, the
+//     same Sec-Fetch-Site/Origin rule for GET and HEAD) and OPTIONS (no
+//     CORS, ever).
+//  3. Without a token, /api/ and /debug/pprof/ need "X-Dbus-Request: 1"
+//     (RequestHeader), which another origin cannot send without a
+//     preflight.
+//  4. Unsafe methods accept a body only as YAML or JSON.
+//  5. A config posted to the reload API is checked against the file's
+//     (checkPosted): commands and paths need the file or
+//     admin.allow_commands / admin.allowed_paths, which it cannot set.
+//  6. Start refuses a non-loopback listener without a token or client
+//     CA; the listener has read/write/idle timeouts and max_connections.
+//
 // Life cycle:
 //  1. Start(ctx, Options{...}) decodes the admin: section strictly, listens,
 //     and starts the config-file watcher when admin.watch is set. It returns
