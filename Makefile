@@ -5,7 +5,7 @@ TESTFLAGS ?=
 BIN     := bin
 # Tests that force ZooKeeper reconnects run without -race: a known data
 # race inside github.com/go-zookeeper/zk (see cluster/outage_test.go).
-ZK_RECONNECT_TESTS := TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember
+ZK_RECONNECT_TESTS := TestClusterSessionDoubt|TestClusterZooKeeperOutage|TestClusterEnsembleNodeLoss|TestClusterFencingFrozenMember|TestClusterLease
 
 .PHONY: all docs build install test test-short stress bench bench-quick profile lint fuzz soak services-start services-stop clean
 

@@ -24,7 +24,7 @@ import (
 //	  weight: 1                  # relative share of resources; 0 drains
 //	  admin: 10.0.0.5:8081       # admin address advertised to dbc
 //	  release_timeout: 30s       # graceful hand-over budget before fencing
-//	  doubt: 0.2                 # stop resources after Disconnected for doubt*session_timeout
+//	  doubt: 0.2                 # lease margin: stop writing (1-doubt)*session_timeout after the last confirmed contact
 //	  local_dir: /var/lib/dbus/cluster   # local copies of checkpoints
 //	  credentials_file: /etc/dbus/credentials.yaml
 //	  auth: {user: dbus, password: "${cred:zk-dbus}"}   # digest auth + creator-only ACLs
@@ -43,8 +43,9 @@ type Config struct {
 	CredentialsFile string        `yaml:"credentials_file"`
 	Auth            *AuthConfig   `yaml:"auth"`
 
-	// DisableDoubtStop keeps resources running while the session is in
-	// doubt. Tests only: it simulates a frozen member to show fencing.
+	// DisableDoubtStop keeps the member loop from stopping resources when
+	// the lease runs out (their outputs still stop writing). Tests only:
+	// it simulates a frozen member to show fencing.
 	DisableDoubtStop bool `yaml:"-"`
 }
 
@@ -164,8 +165,8 @@ func (c *Config) fill() error {
 	return errors.Join(errs...)
 }
 
-// DoubtAfter is how long the session may stay Disconnected before the
-// member stops its resources.
+// DoubtAfter is the lease's safety margin: the lease runs out this long
+// before the earliest moment the server could expire the session.
 func (c *Config) DoubtAfter() time.Duration {
 	return time.Duration(float64(c.SessionTimeout) * c.Doubt)
 }

@@ -34,7 +34,9 @@
 // Guarantees: a member runs a resource only while the assignment grants it
 // to the member at the epoch recorded in owners/<resource>; a member that
 // lost a resource cannot advance its checkpoint (engine.ErrFenced); a
-// member whose session is in doubt stops its resources before the session
-// can expire. Delivery stays at least once: moves and failures may
+// member writes to outputs only while its lease (last confirmed
+// ZooKeeper contact + (1 - doubt) x session timeout, monotonic clock)
+// holds, so it stops before the session can expire and keeps running
+// through a ZooKeeper leader election. Delivery stays at least once: moves and failures may
 // duplicate what was in flight since the last commit, never lose it.
 package cluster

@@ -26,8 +26,33 @@ var sinks = struct {
 }{m: map[string]*sink{}}
 
 type sink struct {
-	mu   sync.Mutex
-	seen map[string]map[int64]int // resource -> seq -> times delivered
+	mu    sync.Mutex
+	seen  map[string]map[int64]int // resource -> seq -> times delivered
+	times map[string][]time.Time   // resource -> when each record was written
+}
+
+// lastWrite returns when the last record of res was written (zero: never).
+func (s *sink) lastWrite(res string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.times[res]
+	if len(ts) == 0 {
+		return time.Time{}
+	}
+	return ts[len(ts)-1]
+}
+
+// writesAfter counts the records of res written after t.
+func (s *sink) writesAfter(res string, t time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.times[res] {
+		if w.After(t) {
+			n++
+		}
+	}
+	return n
 }
 
 func newSink(name string) *sink {
@@ -120,6 +145,10 @@ func (o *testOutput) Write(ctx context.Context, batch []*pack.Packet) error {
 			o.s.seen[str[:i]] = m
 		}
 		m[seq]++
+		if o.s.times == nil {
+			o.s.times = map[string][]time.Time{}
+		}
+		o.s.times[str[:i]] = append(o.s.times[str[:i]], time.Now())
 	}
 	return nil
 }

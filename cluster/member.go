@@ -157,6 +157,7 @@ func Join(ctx context.Context, cfg *Config, opts Options) (*Member, error) {
 	m := &Member{cfg: cfg, opts: opts, s: s, p: newPaths(cfg.Root, cfg.Name), log: log, runner: opts.Runner, creds: creds,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), slots: map[string]*slot{}, failed: map[string]failure{},
 		stores: map[string]*Store{}, running: map[string]bool{}, starts: map[string]int{}, started: time.Now().UTC()}
+	s.margin = cfg.Doubt
 	m.w = newWatches(s.conn, m.wake, m.quit, &m.wg)
 	if err := s.ensure(m.p.layout()...); err != nil {
 		s.close()
@@ -166,7 +167,35 @@ func Join(ctx context.Context, cfg *Config, opts Options) (*Member, error) {
 		s.close()
 		return nil, err
 	}
+	m.wg.Add(1)
+	go m.heartbeat()
 	return m, nil
+}
+
+// heartbeat renews the lease every session_timeout/8 while the session is
+// connected, and at once when it (re)connects. Requests are not sent
+// while disconnected: a request queued then would renew the lease from
+// its (old) queueing time only.
+func (m *Member) heartbeat() {
+	defer m.wg.Done()
+	t := time.NewTicker(max(m.cfg.SessionTimeout/8, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		state, ch := m.s.stateCh()
+		if state == zk.StateHasSession {
+			if err := m.s.renew(m.p.member(m.cfg.Member)); err != nil {
+				m.log.Debug("ZooKeeper lease not renewed", "err", err)
+			} else {
+				signal(m.wake)
+			}
+		}
+		select {
+		case <-m.quit:
+			return
+		case <-ch:
+		case <-t.C:
+		}
+	}
 }
 
 // Name returns the member name.
@@ -248,6 +277,12 @@ func (m *Member) register(ctx context.Context) error {
 		return fmt.Errorf("cluster %s: member %s: join election: %w", m.cfg.Name, m.cfg.Member, err)
 	}
 	m.electionNode = node
+	if sid != m.registered {
+		m.s.bindLease(sid)
+	}
+	if err := m.s.renew(m.p.member(m.cfg.Member)); err != nil {
+		m.log.Warn("ZooKeeper lease not renewed at registration (the heartbeat retries)", "err", err)
+	}
 	m.registered = sid
 	m.published = string(data)
 	m.log.Info("cluster member registered", "session", fmt.Sprintf("0x%x", sid), "election", node)
@@ -295,11 +330,24 @@ func (m *Member) Run(ctx context.Context) error {
 	defer poll.Stop()
 	signal(m.wake)
 	for {
-		state, sid, disc := m.s.status()
+		state, sid, _ := m.s.status()
 		_, notify := m.s.stateCh()
+		// The lease (invariant 4): data flows while the server cannot
+		// have expired the session - through a ZooKeeper leader
+		// election or a reconnection - and everything stops once it
+		// could have (the engines' outputs already stopped writing).
+		leaseOK := m.s.leaseValid(m.registered)
+		if !leaseOK && !m.doubtStopped && !m.cfg.DisableDoubtStop {
+			m.stopLeader()
+			if len(m.slots) > 0 {
+				m.log.Warn("ZooKeeper lease ran out (no confirmed contact for (1 - doubt) x session_timeout): stopping every resource before the session could expire",
+					"state", state.String(), "lease_left", m.s.leaseLeft().Round(time.Millisecond))
+				m.stopAll("lease ran out")
+			}
+			m.doubtStopped = true
+		}
 		switch {
 		case state == zk.StateHasSession:
-			m.doubtStopped = false
 			if sid != m.registered {
 				m.log.Warn("ZooKeeper session replaced (the previous one expired): registering again", "session", fmt.Sprintf("0x%x", sid))
 				m.stopLeader()
@@ -314,15 +362,12 @@ func (m *Member) Run(ctx context.Context) error {
 					break
 				}
 			}
+			if !m.s.leaseValid(m.registered) && !m.cfg.DisableDoubtStop {
+				break // wait for the heartbeat to renew the lease
+			}
+			m.doubtStopped = false
 			if err := m.sync(ctx); err != nil && !isConnErr(err) {
 				m.log.Warn("cluster sync", "err", err)
-			}
-		case !disc.IsZero() && time.Since(disc) > m.cfg.DoubtAfter():
-			m.stopLeader()
-			if !m.doubtStopped && !m.cfg.DisableDoubtStop {
-				m.log.Warn("ZooKeeper session in doubt: stopping every resource before it could expire", "disconnected_for", time.Since(disc).Round(time.Millisecond))
-				m.stopAll("session in doubt")
-				m.doubtStopped = true
 			}
 		}
 		m.reap()

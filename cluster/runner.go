@@ -64,7 +64,12 @@ func (r *EngineRunner) Run(ctx context.Context, spec ResourceSpec, store engine.
 	if err != nil {
 		return err
 	}
-	e, err := engine.New(cfg, engine.Options{Registry: r.reg, Store: store, Logger: r.log.With("resource", spec.ID)})
+	opts := engine.Options{Registry: r.reg, Store: store, Logger: r.log.With("resource", spec.ID)}
+	if l, ok := store.(interface{ LeaseValid() bool }); ok {
+		// The data path stops writing once the member's lease ran out.
+		opts.Lease = l.LeaseValid
+	}
+	e, err := engine.New(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("resource %s: %w", spec.ID, err)
 	}

@@ -33,6 +33,7 @@ type Store struct {
 	member       string
 	epoch        uint64
 	ownerVersion int32
+	sid          int64             // session the resource was started on (its lease)
 	local        *engine.FileStore // nil: no local copy
 	log          *slog.Logger
 
@@ -47,8 +48,16 @@ type Store struct {
 }
 
 func newStore(s *session, p paths, id, member string, epoch uint64, ownerVersion int32, local *engine.FileStore, log *slog.Logger) *Store {
-	return &Store{s: s, p: p, id: id, member: member, epoch: epoch, ownerVersion: ownerVersion, local: local, log: log}
+	_, sid, _ := s.status()
+	return &Store{s: s, p: p, id: id, member: member, epoch: epoch, ownerVersion: ownerVersion, sid: sid, local: local, log: log}
 }
+
+// LeaseValid reports whether the member's ZooKeeper lease for the session
+// this resource was started on has not run out (engine.Options.Lease):
+// while it holds, the session cannot have expired and the resource cannot
+// have been granted to another member after a session loss. Called per
+// output batch: atomic loads and a monotonic clock read, no allocation.
+func (st *Store) LeaseValid() bool { return st.s.leaseValid(st.sid) }
 
 // Load implements engine.CheckpointStore.
 func (st *Store) Load(key string) (engine.Checkpoint, bool, error) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -26,6 +27,16 @@ type session struct {
 	acl     []zk.ACL
 	log     *slog.Logger
 
+	// The lease (DESIGN.md invariant 4): the data path of a resource
+	// may write while the monotonic clock is before leaseUntil, which
+	// renew moves to (send time of a request the server answered on
+	// session leaseSID) + (1 - margin) x the negotiated session timeout.
+	base       time.Time    // origin of the lease clock (monotonic)
+	margin     float64      // the cluster's doubt fraction
+	leaseSID   atomic.Int64 // session the lease belongs to (the member's registration)
+	leaseUntil atomic.Int64 // nanoseconds since base
+	negotiated atomic.Int64 // session timeout granted by the server, ns (0: not known yet)
+
 	mu sync.Mutex
 	// Guarded by mu.
 	state        zk.State
@@ -34,22 +45,79 @@ type session struct {
 	notify       chan struct{} // closed and replaced on every state change
 }
 
-// zkLogger adapts slog for go-zookeeper's logger.
-type zkLogger struct{ log *slog.Logger }
+// zkLogger adapts slog for go-zookeeper's logger. It also learns the
+// session timeout the server granted, which go-zookeeper only logs.
+type zkLogger struct {
+	log *slog.Logger
+	s   *session
+}
 
 func (l zkLogger) Printf(format string, args ...any) {
+	if format == "authenticated: id=%d, timeout=%d" && len(args) == 2 && l.s != nil {
+		if ms, ok := args[1].(int32); ok && ms > 0 {
+			l.s.negotiated.Store(int64(ms) * int64(time.Millisecond))
+		}
+	}
 	l.log.Debug("zookeeper: " + fmt.Sprintf(format, args...))
+}
+
+// bindLease makes the lease belong to session sid (a new registration)
+// and starts it expired: renew extends it.
+func (s *session) bindLease(sid int64) {
+	s.leaseSID.Store(sid)
+	s.leaseUntil.Store(0)
+}
+
+// renew sends a request (exists p) and, when the server answers it on the
+// session the lease belongs to, extends the lease to the request's send
+// time + (1 - margin) x the negotiated session timeout: the server
+// received the request after it was sent, so it cannot expire the
+// session before that send time + the timeout.
+func (s *session) renew(p string) error {
+	sid := s.conn.SessionID()
+	neg := time.Duration(s.negotiated.Load())
+	if sid == 0 || sid != s.leaseSID.Load() || neg == 0 {
+		return fmt.Errorf("lease not renewed: session 0x%x is not the registered one (0x%x) or its timeout is not known yet", sid, s.leaseSID.Load())
+	}
+	sent := time.Since(s.base)
+	if _, _, err := s.conn.Exists(p); err != nil {
+		return err
+	}
+	if s.conn.SessionID() != sid {
+		return fmt.Errorf("lease not renewed: the session changed during the request")
+	}
+	until := int64(sent + time.Duration(float64(min(neg, s.timeout))*(1-s.margin)))
+	for {
+		old := s.leaseUntil.Load()
+		if until <= old || s.leaseUntil.CompareAndSwap(old, until) {
+			return nil
+		}
+	}
+}
+
+// leaseValid reports whether the lease of session sid has not run out:
+// the server cannot have expired that session yet. Cheap and
+// allocation-free (two atomic loads and a monotonic clock read).
+func (s *session) leaseValid(sid int64) bool {
+	return sid != 0 && s.leaseSID.Load() == sid && int64(time.Since(s.base)) < s.leaseUntil.Load()
+}
+
+// leaseLeft is how long the lease of the registered session has left
+// (negative: run out).
+func (s *session) leaseLeft() time.Duration {
+	return time.Duration(s.leaseUntil.Load()) - time.Since(s.base)
 }
 
 // connect opens a session to servers and waits until it has a session or
 // the timeout passes. dialer may be nil.
 func connect(ctx context.Context, servers []string, sessionTimeout, connectTimeout time.Duration, auth *AuthConfig, creds *Credentials, dialer zk.Dialer, log *slog.Logger) (*session, error) {
-	s := &session{servers: servers, timeout: sessionTimeout, log: log, notify: make(chan struct{}), state: zk.StateDisconnected}
+	s := &session{servers: servers, timeout: sessionTimeout, log: log, notify: make(chan struct{}), state: zk.StateDisconnected,
+		base: time.Now(), margin: DefaultDoubt}
 	if dialer == nil {
 		dialer = net.DialTimeout
 	}
-	conn, _, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger{log}),
-		zk.WithEventCallback(s.onEvent), zk.WithLogInfo(false), zk.WithDialer(dialer))
+	conn, _, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger{log, s}),
+		zk.WithEventCallback(s.onEvent), zk.WithLogInfo(true), zk.WithDialer(dialer))
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper %s: %w", strings.Join(servers, ","), err)
 	}
