@@ -82,7 +82,7 @@ type Output struct {
 	// one Write call and returned after it, so an idle output holds no
 	// request-sized buffer (max_bytes, 5 MiB by default) and outputs share
 	// calibrated buffers.
-	body *bytebufferpool.ByteBuffer
+	body   *bytebufferpool.ByteBuffer
 	zw     *gzip.Writer
 	scr    []byte
 	ids    []string
