@@ -61,7 +61,7 @@ func (s saslConf) on() bool { return s.Mechanism != "" }
 
 func saslField() engine.Field {
 	return engine.Field{Name: "sasl", Type: engine.TypeAny, SecretKeys: []string{"password"},
-		Doc: "SASL authentication to the brokers: {mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 | OAUTHBEARER, user, password, token_file}. PLAIN and SCRAM take user and password; OAUTHBEARER takes token_file, a file holding the bearer token, read again at every authentication (rotate it in place). Use with tls: PLAIN over plaintext sends the password in clear."}
+		Doc: "SASL authentication to the brokers: {mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 | OAUTHBEARER, user, password, token_file}. PLAIN and SCRAM take user and password; OAUTHBEARER takes token_file, the path of a file holding the OAuth bearer value, read again at every authentication (rotate the file in place). Use with tls: PLAIN over plaintext sends the password in clear."}
 }
 
 // parseSASL decodes and validates the `sasl` key (absent: no SASL).
