@@ -135,7 +135,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 		}
-		if _, err := admin.ParseSection(cfg.File, cfg.Sections["admin"]); err != nil {
+		ac, err := admin.ParseSection(cfg.File, cfg.Sections["admin"])
+		if err == nil && o.admin != "" {
+			if _, err = ac.WithListen(o.admin); err != nil {
+				err = fmt.Errorf("-admin %s: %w", o.admin, err)
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 			return 1
 		}

@@ -387,3 +387,30 @@ outputs:
 		}
 	}
 }
+
+// TestAPIDbusdRefusesExposedAdmin: an admin listener off loopback without
+// a token is refused by dbusd -t and at start, saying what to set.
+func TestAPIDbusdRefusesExposedAdmin(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dbus.yaml")
+	pipe := "inputs: [{name: gen, class: MockInput, rate: 10}]\noutputs: [{name: out, class: MockOutput, match: gen}]\n"
+	for _, c := range []struct {
+		section string
+		args    []string
+	}{
+		{"admin: {listen: '0.0.0.0:8714'}\n", []string{"-t"}},
+		{"", []string{"-t", "-admin", "0.0.0.0:0"}},
+		{"", []string{"-admin", ":0", "-duration", "2s"}},
+	} {
+		if err := os.WriteFile(conf, []byte(pipe+c.section), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		if code := run(append(c.args, "-conf", conf), &out, &errb); code == 0 {
+			t.Fatalf("%v %q: exit 0", c.args, c.section)
+		}
+		if !strings.Contains(errb.String(), "not a loopback address") || !strings.Contains(errb.String(), "admin.token_file") {
+			t.Fatalf("%v %q: %s", c.args, c.section, errb.String())
+		}
+	}
+}

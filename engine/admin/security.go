@@ -95,6 +95,16 @@ func (c *Config) checkExposure() error {
 		"set admin.token_file (or admin.token), or admin.client_ca_file with cert_file and key_file, or listen on 127.0.0.1", c.Listen)
 }
 
+// WithListen returns c listening on addr (dbusd -admin ADDR), checked as
+// the admin: section's listen would be.
+func (c Config) WithListen(addr string) (Config, error) {
+	c.Listen = addr
+	if err := validateListen(addr); err != nil {
+		return c, err
+	}
+	return c, c.checkExposure()
+}
+
 // tlsConfig loads the certificate (and client CA) for an HTTPS listener;
 // nil when cert_file is not set.
 func (c *Config) tlsConfig() (*tls.Config, error) {
