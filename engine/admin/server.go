@@ -132,13 +132,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if opts.ListenOverride != "" {
-		cfg.Listen = opts.ListenOverride
-		if err := validateListen(cfg.Listen); err != nil {
+		if cfg, err = cfg.WithListen(opts.ListenOverride); err != nil {
 			return nil, fmt.Errorf("-admin %s: %w", opts.ListenOverride, err)
 		}
-	}
-	if err := cfg.checkExposure(); err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
 	}
 	tc, err := cfg.tlsConfig()
 	if err != nil {
