@@ -268,7 +268,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 				return
 			}
 			if fatal == nil {
-				fatal = fmt.Errorf("kafka input %s: fetch %s/%d: %w", in.name, t, p, err)
+				fatal = fmt.Errorf("kafka input %s: fetch %s/%d: %w%s", in.name, t, p, err, in.cc.aclHint(err, kmsg.ACLOperationRead, t))
 			}
 		})
 		if fatal != nil {

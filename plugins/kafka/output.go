@@ -79,6 +79,9 @@ func Register(reg *engine.Registry) {
 		Class: "KafkaInput", Kind: engine.KindInput,
 		Summary: "Consumes Kafka topics (consumer group or explicit partitions); commits offsets only from the ack watermark.",
 		Fields:  inputFields(),
+		// In cluster mode a resource is one consume job owned by one
+		// member (cluster/DESIGN.md "Kafka resources").
+		Distributed: true,
 		NewInput: func(c *engine.Conf) (engine.Input, error) {
 			return NewInput(c)
 		},
@@ -625,7 +628,7 @@ func (b *batchState) onPromise(r *kgo.Record, err error) {
 		if !isRetryable(err) {
 			err = &permanentError{err}
 		}
-		b.errs[sc.i] = fmt.Errorf("kafka output %s: produce to %s[%d]: %w", o.name, r.Topic, r.Partition, err)
+		b.errs[sc.i] = fmt.Errorf("kafka output %s: produce to %s[%d]: %w%s", o.name, r.Topic, r.Partition, err, o.cc.aclHint(err, kmsg.ACLOperationWrite, r.Topic))
 		b.failed.Store(true)
 		b.lost.Add(1)
 		o.failed.Add(1)

@@ -344,3 +344,19 @@ func isFirstReadEOF(err error) bool {
 	var fe *kgo.ErrFirstReadEOF
 	return errors.As(err, &fe)
 }
+
+// aclHint returns, for an authorization error from a produce or fetch, a
+// note naming the principal, the operation it lacks and the topic
+// (topics rendered from templates are only known at run time); "" for
+// other errors.
+func (cc clientConf) aclHint(err error, op kmsg.ACLOperation, topic string) string {
+	switch {
+	case errors.Is(err, kerr.TopicAuthorizationFailed):
+		return fmt.Sprintf(" (%s may not %s topic %s: a broker ACL must allow it)", cc.principal(), op, topic)
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return fmt.Sprintf(" (%s lacks a cluster ACL: the idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on a topic; or set idempotent: false)", cc.principal())
+	case errors.Is(err, kerr.GroupAuthorizationFailed):
+		return fmt.Sprintf(" (%s may not use the consumer group: a broker ACL must allow READ on it)", cc.principal())
+	}
+	return ""
+}

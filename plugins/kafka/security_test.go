@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -415,5 +416,52 @@ func TestKafkaSASLOAuthTokenRotation(t *testing.T) {
 	os.Remove(tok)
 	if _, _, err := m.Authenticate(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "token_file") {
 		t.Fatalf("missing token file: %v", err)
+	}
+}
+
+// A topic rendered from a template is known only at run time: a produce
+// refused by an ACL fails the packets (not retryable) with an error
+// naming the topic, the principal and the operation.
+func TestKafkaACLProduceError(t *testing.T) {
+	acl := func(op kmsg.ACLOperation, topic string) kfake.ACL {
+		return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: topic, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
+	}
+	c := kfaketest.Start(t, 1, 1, []string{"t", "shop"}, kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser(saslScram256, "admin", "admin"),
+		kfake.User(saslScram256, "x", "pw", acl(kmsg.ACLOperationAll, "t"), acl(kmsg.ACLOperationDescribe, "shop")))
+	reg := testRegistry(t, nil)
+	conf, err := engine.NewConf(reg, "out", "KafkaOutput", map[string]any{"brokers": c.Seeds, "topic": "{db}",
+		"linger": time.Millisecond, "sasl": map[string]any{"mechanism": saslScram256, "user": "x", "password": "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := NewOutput(conf) // -t passes: the topic is a template
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(ctx)
+	done := make(chanCompletion, 1)
+	o.WriteAsync(ctx, testBatch(4), done)
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.Fatal("no completion")
+	}
+	if err == nil {
+		t.Fatal("produce without a WRITE ACL succeeded")
+	}
+	for _, w := range []string{"kafka output out", "produce to shop", "TOPIC_AUTHORIZATION_FAILED", "User:x may not WRITE topic shop"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("error does not say %q: %v", w, err)
+		}
+	}
+	var be *engine.BatchError
+	if !errors.As(err, &be) || be.Errs[0] == nil || !(Permanent(be.Errs[0]) || engine.IsPermanent(be.Errs[0])) {
+		t.Fatalf("authorization failure not marked permanent: %v", err)
 	}
 }
