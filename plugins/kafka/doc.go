@@ -65,4 +65,23 @@
 //     never loss).
 //  5. Without a group, explicit partitions resume only from the engine's
 //     checkpoints.
+//
+// # TLS and SASL (security.go, both plugins)
+//
+//  1. `tls:` is plugins/tlsconf's block; the client's dialer builds a
+//     fresh *tls.Config per connection (rotated files apply to the next
+//     connection), verifies the broker's name against the dialled host
+//     unless server_name is set, and names the broker and the key to
+//     check in every handshake error.
+//  2. `sasl:` is PLAIN, SCRAM-SHA-256/512 (user, password: a secret key of
+//     the spec) or OAUTHBEARER (token_file, read at every authentication).
+//  3. Build (check_seeds, dbusd -t) dials every seed with TLS when on; with
+//     TLS or SASL on it then sends one Metadata request to a reachable
+//     seed for the plugin's fixed topics with their authorized
+//     operations: a wrong password, a refused client certificate and a
+//     missing ACL (READ for an input, WRITE for an output) fail the build.
+//  4. Brokers that drop the connection on bad credentials (instead of
+//     answering SASL_AUTHENTICATION_FAILED) are recognised by a client
+//     hook (authWatch) on the SASL requests; the error then says
+//     "authentication failed" and names the broker, never the password.
 package kafka
