@@ -2,11 +2,69 @@ package admin
 
 import (
 	"math"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
 )
+
+// History settings: one sample a second, the last hour kept (3 600
+// samples per node, about 300 KiB for 10 nodes).
+const (
+	historyEvery  = time.Second
+	historyKeep   = time.Hour
+	reloadLogSize = 50
+)
+
+// sampleHistory records a history sample every interval until the server
+// closes. Stats are read from the supervisor's published view: a sample
+// never waits for a reload.
+func (s *Server) sampleHistory(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	s.hist.observe(time.Now(), s.b.Stats())
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			s.hist.observe(now, s.b.Stats())
+		}
+	}
+}
+
+// handleHistory serves GET /api/v1/history?minutes=N (1..60, default 15).
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	minutes := 15
+	for k, v := range r.URL.Query() {
+		if k != "minutes" || len(v) != 1 {
+			writeError(w, http.StatusBadRequest, "unexpected query parameter %q (want minutes=1..60)", k)
+			return
+		}
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > int(historyKeep/time.Minute) {
+			writeError(w, http.StatusBadRequest, "minutes=%q: want a whole number from 1 to %d", v[0], int(historyKeep/time.Minute))
+			return
+		}
+		minutes = n
+	}
+	writeJSON(w, http.StatusOK, s.hist.view(time.Now().Add(-time.Duration(minutes)*time.Minute), historyEvery))
+}
+
+// ReloadsView is the body of GET /api/v1/reloads.
+type ReloadsView struct {
+	Reloads []ReloadResult `json:"reloads"` // oldest first, the last 50
+}
+
+func (s *Server) handleReloads(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		writeError(w, http.StatusBadRequest, "unexpected query %q", r.URL.RawQuery)
+		return
+	}
+	writeJSON(w, http.StatusOK, ReloadsView{Reloads: s.reloads.all()})
+}
 
 // history keeps the last minutes of per-node samples in memory for the
 // live page's charts: no external database. A sampler calls observe once

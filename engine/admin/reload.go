@@ -141,6 +141,7 @@ func (s *Server) apply(source, file string, data []byte, opts engine.ParseOption
 func (s *Server) record(res ReloadResult) ReloadResult {
 	res.At = time.Now().UTC().Round(time.Millisecond)
 	s.last.Store(&res)
+	s.reloads.add(res)
 	return res
 }
 

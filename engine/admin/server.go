@@ -85,6 +85,8 @@ type Server struct {
 	stopAf func() bool
 
 	rates     rateTracker
+	hist      *history  // the live page's charts: one sample per historyEvery
+	reloads   reloadLog // the last reload attempts
 	reloading atomic.Bool  // an API, file or watcher reload runs
 	taps      atomic.Int32 // active tap streams
 	tapsTotal atomic.Int64 // tap streams started since Start
@@ -173,6 +175,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			s.log.Error("admin listener failed", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sampleHistory(historyEvery)
+	}()
 	if cfg.Watch {
 		if s.path == "" {
 			s.log.Warn("admin.watch is set but there is no config file to watch")
@@ -203,7 +210,8 @@ func newServer(cfg Config, b backend, opts Options) *Server {
 		opts.Version = "dev"
 	}
 	s := &Server{cfg: cfg, b: b, reg: opts.Registry, log: opts.Logger.With("component", "admin"),
-		version: opts.Version, path: opts.ConfigPath, started: time.Now()}
+		version: opts.Version, path: opts.ConfigPath, started: time.Now(),
+		hist: newHistory(int(historyKeep / historyEvery)), reloads: reloadLog{max: reloadLogSize}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.startCfg = b.Config()
 	s.cop = http.NewCrossOriginProtection()
@@ -281,9 +289,11 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/inputs/{name}/pause", s.post(func(w http.ResponseWriter, r *http.Request) { s.handlePause(w, r, true) }))
 	api("/api/v1/inputs/{name}/resume", s.post(func(w http.ResponseWriter, r *http.Request) { s.handlePause(w, r, false) }))
 	api("/api/v1/reload", s.post(s.handleReload))
+	api("/api/v1/reloads", s.get(s.handleReloads))
+	api("/api/v1/history", s.get(s.handleHistory))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
 	m.Handle("/api/", s.guard(routeAPI, func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, config, inputs/{name}/pause|resume, reload, tap/{node})", r.URL.Path)
+		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, config, history, inputs/{name}/pause|resume, reload, reloads, tap/{node})", r.URL.Path)
 	}))
 	if s.cfg.Metrics {
 		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})

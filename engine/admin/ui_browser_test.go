@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/stream"
 )
 
@@ -236,4 +237,53 @@ outputs:
 	if !regexp.MustCompile(`id="generation">1<`).MatchString(ui) || !strings.Contains(ui, `data-name="gen"`) {
 		t.Fatalf("the /ui/ page did not load its data:\n%.3000s", ui)
 	}
+}
+
+// TestAPIUIHistoryAndReloadsInHeadlessChromium: the live page charts each
+// node's last minutes from the in-process history (the sample count and
+// the values move over time) and lists reloads, a rejected one with its
+// error and file:line.
+func TestAPIUIHistoryAndReloadsInHeadlessChromium(t *testing.T) {
+	bin := chromium(t)
+	h := start(t, hopts{file: true, pipeline: `
+engine: {checkpoint_interval: 10ms}
+inputs:
+  - {name: gen, class: MockInput, payload: 32, rate: 5000}
+outputs:
+  - {name: out, class: Rec, match: gen}
+`})
+	// A rejected reload: the page shows it with its located error.
+	code, b := h.do("POST", "/api/v1/reload", "inputs:\n  - {name: gen, class: NoSuchInput}\n", "Content-Type", "application/yaml")
+	if code != 400 {
+		t.Fatalf("bad reload: %d %s", code, b)
+	}
+	samples := regexp.MustCompile(`data-node="gen"><h3>gen \((\d+) samples\)</h3>`)
+	count := func(dom string) int {
+		m := samples.FindStringSubmatch(dom)
+		if m == nil {
+			t.Fatalf("no history for gen on the page:\n%.5000s", dom)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	var first string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		first = dumpDOM(t, bin, h.base+"/ui/", 3000*time.Millisecond)
+		return samples.MatchString(first)
+	}, "the page never showed the history of gen")
+	if !regexp.MustCompile(`<tr class="reload-rejected">.*rejected.*NoSuchInput`).MatchString(first) {
+		t.Fatalf("the rejected reload is not listed:\n%.6000s", first)
+	}
+	if !regexp.MustCompile(`reload request&gt;:2|reload request>:2`).MatchString(first) {
+		t.Fatalf("the rejected reload's error does not name file:line:\n%.6000s", first)
+	}
+	if !regexp.MustCompile(`data-chart="rate">packets/s in / out: [1-9]`).MatchString(first) {
+		t.Fatalf("the rate chart of gen shows no traffic:\n%.6000s", first)
+	}
+	n1 := count(first)
+	var second string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		second = dumpDOM(t, bin, h.base+"/ui/", 3000*time.Millisecond)
+		return count(second) > n1
+	}, "the history did not grow: %d samples", n1)
 }

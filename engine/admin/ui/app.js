@@ -35,7 +35,21 @@
     });
   }
 
+  // history.js and other parts of the page share this client.
+  window.dbusGet = get;
+
   function $(id) { return document.getElementById(id); }
+
+  // fit keeps an SVG text inside max pixels: text that would overflow its
+  // node box (large counts, long names) is condensed to fit.
+  function fit(t, max) {
+    try {
+      if (t.getComputedTextLength() > max) {
+        t.setAttribute("textLength", String(max));
+        t.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      }
+    } catch (e) {}
+  }
 
   function num(v) {
     if (v === undefined || v === null) return "-";
@@ -136,9 +150,12 @@
         var fill = Math.min(1, n.queue_len / n.queue_cap);
         g.appendChild(el("rect", { "class": "qbg", x: 10, y: 78, width: BOX_W - 90, height: 8, rx: 2 }));
         g.appendChild(el("rect", { "class": "qfill", x: 10, y: 78, width: Math.max(0, (BOX_W - 90) * fill), height: 8, rx: 2 }));
-        g.appendChild(el("text", { "class": "dim", x: BOX_W - 74, y: 86 }, "q " + n.queue_len + "/" + n.queue_cap));
+        g.appendChild(el("text", { "class": "dim", x: BOX_W - 74, y: 86 }, "q " + num(n.queue_len) + "/" + num(n.queue_cap)));
       }
       svg.appendChild(g);
+      Array.prototype.forEach.call(g.querySelectorAll("text"), function (t) {
+        fit(t, BOX_W - (+t.getAttribute("x")) - 6);
+      });
     });
   }
 

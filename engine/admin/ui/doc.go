@@ -1,6 +1,8 @@
 // Package ui holds the live pipeline page's static assets, embedded in the
 // binary: plain HTML, CSS and JavaScript drawing the DAG as SVG, polling
-// the admin JSON API (/api/v1/dag) once a second. Nothing is fetched from
+// the admin JSON API (/api/v1/dag) once a second, and charts of the last
+// minutes per node from /api/v1/history with the reload log
+// (/api/v1/reloads). Nothing is fetched from
 // the internet. Handler serves the assets; it is safe for concurrent use.
 package ui
 
@@ -10,7 +12,7 @@ import (
 	"net/http"
 )
 
-//go:embed index.html app.js style.css
+//go:embed index.html app.js history.js style.css
 var assets embed.FS
 
 // FS returns the embedded assets.
