@@ -85,8 +85,8 @@ type Server struct {
 	stopAf func() bool
 
 	rates     rateTracker
-	hist      *history  // the live page's charts: one sample per historyEvery
-	reloads   reloadLog // the last reload attempts
+	hist      *history     // the live page's charts: one sample per historyEvery
+	reloads   reloadLog    // the last reload attempts
 	reloading atomic.Bool  // an API, file or watcher reload runs
 	taps      atomic.Int32 // active tap streams
 	tapsTotal atomic.Int64 // tap streams started since Start
