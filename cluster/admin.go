@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,6 +189,9 @@ func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
 	if err := CheckNoSecrets(spec.Config, secretSpecs(a.registry(), class)...); err != nil {
 		return fmt.Errorf("resource %s: %w", spec.ID, err)
 	}
+	if err := a.checkPerResource(p, spec, class); err != nil {
+		return err
+	}
 	if err := a.s.ensure(p.layout()...); err != nil {
 		return err
 	}
@@ -196,6 +200,62 @@ func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
 		return fmt.Errorf("resource %s already exists in cluster %s (remove it first)", spec.ID, cluster)
 	}
 	return err
+}
+
+// checkPerResource enforces engine.Field.PerResource: a resource of an
+// input whose class is known must set such a field, and no other
+// resource of the same input may use the same value (class unknown: the
+// PerResource fields of every registered distributed input are checked
+// for duplicates).
+func (a *Admin) checkPerResource(p paths, spec ResourceSpec, class string) error {
+	var names []string
+	reg := a.registry()
+	if s, ok := reg.Lookup(class); class != "" && ok {
+		for _, f := range s.Fields {
+			if !f.PerResource {
+				continue
+			}
+			if _, set := spec.Config[f.Name]; !set {
+				return fmt.Errorf("resource %s: input %q (class %s): set %q in the resource's config: every resource needs its own value", spec.ID, spec.Input, class, f.Name)
+			}
+			names = append(names, f.Name)
+		}
+	} else {
+		for _, s := range reg.Specs() {
+			if s.Kind == engine.KindInput && s.Distributed {
+				for _, f := range s.Fields {
+					if f.PerResource && !slices.Contains(names, f.Name) {
+						names = append(names, f.Name)
+					}
+				}
+			}
+		}
+	}
+	var check []string
+	for _, n := range names {
+		if _, set := spec.Config[n]; set {
+			check = append(check, n)
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	ids, _, err := a.s.conn.Children(p.resources())
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	for _, id := range ids {
+		var other ResourceSpec
+		if _, err := a.s.getJSON(p.resource(id), &other); err != nil || other.Input != spec.Input || id == spec.ID {
+			continue
+		}
+		for _, n := range check {
+			if v, ok := other.Config[n]; ok && fmt.Sprint(v) == fmt.Sprint(spec.Config[n]) {
+				return fmt.Errorf("resource %s: %s %v is already used by resource %s of input %q: every resource needs its own value", spec.ID, n, spec.Config[n], id, spec.Input)
+			}
+		}
+	}
+	return nil
 }
 
 // registry returns the registry whose specs say which fields are secret:

@@ -83,6 +83,8 @@ type procCluster struct {
 	procs map[string]*proc
 	// highest delivered sequence per resource (countAll)
 	highest map[string]int64
+	// yaml, when set, replaces memberYAML.
+	yaml func(p *proc) string
 }
 
 func newProcCluster(t *testing.T) *procCluster {
@@ -125,7 +127,11 @@ func (pc *procCluster) start(name string, interval time.Duration, rate int) *pro
 		pc.t.Fatal(err)
 	}
 	p.conf, p.out, p.log = filepath.Join(p.dir, "dbusd.yaml"), filepath.Join(p.dir, "out.txt"), filepath.Join(p.dir, "dbusd.log")
-	if err := os.WriteFile(p.conf, []byte(pc.memberYAML(p, interval, rate)), 0o644); err != nil {
+	conf := pc.memberYAML(p, interval, rate)
+	if pc.yaml != nil {
+		conf = pc.yaml(p)
+	}
+	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
 		pc.t.Fatal(err)
 	}
 	logf, err := os.Create(p.log)

@@ -105,6 +105,12 @@ func (r *EngineRunner) effective(spec ResourceSpec) ([]byte, *engine.Config, err
 			return nil, nil, fmt.Errorf("resource %s: config key %q is reserved and cannot be set by a resource", spec.ID, k)
 		}
 	}
+	for _, f := range pc.Spec.Fields {
+		if _, ok := spec.Config[f.Name]; f.PerResource && !ok {
+			return nil, nil, fmt.Errorf("resource %s: input %q (class %s): set %s in the resource's config (dbc resources add -config '{\"%s\": ...}'): every resource needs its own value",
+				spec.ID, spec.Input, pc.Class, f.Name, f.Name)
+		}
+	}
 	merged, err := r.creds.expandAny(map[string]any(spec.Config))
 	if err != nil {
 		return nil, nil, fmt.Errorf("resource %s: %w", spec.ID, err)

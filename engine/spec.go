@@ -103,7 +103,28 @@ type Field struct {
 	Path     bool
 	PathKeys []string
 	Command  bool
+	// Writes, on a Path string field, says the plugin writes there: a
+	// file (WritesFile: created or appended to) or a directory it creates
+	// files in (WritesDir). dbusd -t checks that the user it runs as can
+	// (CheckWritablePaths), so a path the service may not write fails the
+	// check, not the run.
+	Writes WriteKind
+	// PerResource, on a field of a Distributed input, means that in
+	// cluster mode every resource must set the field in its own config,
+	// to a value no other resource of that input uses (MysqlbinlogInput's
+	// server_id: two replicas with one server_id cut each other off).
+	PerResource bool
 }
+
+// WriteKind says what a path field's plugin writes.
+type WriteKind uint8
+
+// Write kinds of Field.Writes.
+const (
+	WritesNothing WriteKind = iota
+	WritesFile              // the path names a file the plugin creates or appends to
+	WritesDir               // the path names a directory the plugin creates files in
+)
 
 // Spec registers a plugin class: its config fields and constructor.
 // Exactly one of NewInput, NewFilter, NewOutput is set, matching Kind.

@@ -126,13 +126,16 @@ var spec = engine.Spec{
 	Class:   "MysqlbinlogInput",
 	Kind:    engine.KindInput,
 	Summary: "Reads row changes from a MySQL or MariaDB binlog (ROW format) as JSON, one packet per row change; checkpoints at transaction boundaries.",
+	// In cluster mode one resource per source, read by one member (see
+	// cluster/DESIGN.md); server_id is set per resource.
+	Distributed: true,
 	Fields: []engine.Field{
 		{Name: "addr", Type: engine.TypeString, Required: true, Doc: "host:port of the source server."},
 		{Name: "user", Type: engine.TypeString, Default: "dbus", Doc: "Replication user (needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT)."},
 		{Name: "password", Type: engine.TypeString, Default: "", Secret: true, Doc: "Its password."},
 		tlsconf.Field(),
 		{Name: "flavor", Type: engine.TypeString, Default: "auto", Enum: []string{"auto", "mysql", "mariadb"}, Doc: "Server flavor; auto detects it from the version."},
-		{Name: "server_id", Type: engine.TypeInt, Required: true, HasRange: true, Min: 1, Max: 4294967295, Doc: "Replica server id dbus registers with: non-zero, unique among the source's replicas."},
+		{Name: "server_id", Type: engine.TypeInt, Required: true, HasRange: true, Min: 1, Max: 4294967295, Doc: "Replica server id dbus registers with: non-zero, unique among the source's replicas. In cluster mode each resource sets its own.", PerResource: true},
 		{Name: "start", Type: engine.TypeString, Default: "current", Enum: []string{"current", "earliest", "gtid", "file"}, Doc: "Where to start without a checkpoint."},
 		{Name: "start_gtid", Type: engine.TypeString, Default: "", Doc: "GTID set for start: gtid (the first transaction after it is read)."},
 		{Name: "start_file", Type: engine.TypeString, Default: "", Doc: "Binlog file for start: file."},
