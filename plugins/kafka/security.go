@@ -165,6 +165,9 @@ func (cc clientConf) dial(ctx context.Context, network, addr string) (net.Conn, 
 			tc.ServerName = host
 		}
 	}
+	// Kafka connections carry bulk requests: full-size TLS records from
+	// the start (Go otherwise begins with small ones, for web pages).
+	tc.DynamicRecordSizingDisabled = true
 	td := &tls.Dialer{NetDialer: nd, Config: tc}
 	conn, err := td.DialContext(ctx, network, addr)
 	if err != nil {
@@ -253,13 +256,13 @@ func (cc clientConf) probe(ctx context.Context, seed string, topics []string, op
 			name = *t.Topic
 		}
 		if t.ErrorCode == kerr.TopicAuthorizationFailed.Code {
-			return fmt.Errorf("%s: topic %q: %v: %s may not DESCRIBE it (a broker ACL must allow %s DESCRIBE and %s on topic %s)", seed, name, kerr.TopicAuthorizationFailed, cc.principal(), cc.principal(), op, name)
+			return fmt.Errorf("%s: topic %q: %w: %s may not DESCRIBE it (a broker ACL must allow %s DESCRIBE and %s on topic %s)", seed, name, kerr.TopicAuthorizationFailed, cc.principal(), cc.principal(), op, name)
 		}
 		if t.ErrorCode != 0 || t.AuthorizedOperations == math.MinInt32 {
 			continue // unknown topic, or a broker that does not report operations
 		}
 		if t.AuthorizedOperations&(1<<int32(op)) == 0 {
-			return fmt.Errorf("%s: topic %q: %v: %s may not %s it (a broker ACL must allow %s %s on topic %s)", seed, name, kerr.TopicAuthorizationFailed, cc.principal(), op, cc.principal(), op, name)
+			return fmt.Errorf("%s: topic %q: %w: %s may not %s it (a broker ACL must allow %s %s on topic %s)", seed, name, kerr.TopicAuthorizationFailed, cc.principal(), op, cc.principal(), op, name)
 		}
 	}
 	return nil
