@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,12 +33,8 @@ import (
 // testCerts writes, with crypto/x509, the files .ci/certs.sh writes (same
 // names): ca.pem, server.pem/key (localhost, 127.0.0.1), client.pem/key,
 // expired.pem/key, wronghost.pem/key (wrong.example) and other-ca.pem.
-// Made once per test binary (P-256 keys: fast).
-var testCerts = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "dbus-kafka-certs-")
-	if err != nil {
-		return "", err
-	}
+// P-256 keys: a few milliseconds.
+func writeTestCerts(dir string) error {
 	newKey := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
 	write := func(name string, der []byte, key *ecdsa.PrivateKey) error {
 		if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
@@ -71,10 +66,10 @@ var testCerts = sync.OnceValues(func() (string, error) {
 	}
 	ca, caKey, err := mkCA("ca", "dbus test CA")
 	if err != nil {
-		return "", err
+		return err
 	}
 	if _, _, err := mkCA("other-ca", "dbus other test CA"); err != nil {
-		return "", err
+		return err
 	}
 	sign := func(name, cn string, dns []string, ips []net.IP, from, to time.Time, eku x509.ExtKeyUsage) error {
 		key := newKey()
@@ -96,16 +91,16 @@ var testCerts = sync.OnceValues(func() (string, error) {
 		sign("wronghost", "wrong.example", []string{"wrong.example"}, nil, now.Add(-time.Hour), now.Add(24*time.Hour), x509.ExtKeyUsageServerAuth),
 	} {
 		if err != nil {
-			return "", err
+			return err
 		}
 	}
-	return dir, nil
-})
+	return nil
+}
 
 func certDir(t testing.TB) string {
 	t.Helper()
-	dir, err := testCerts()
-	if err != nil {
+	dir := t.TempDir()
+	if err := writeTestCerts(dir); err != nil {
 		t.Fatalf("test certificates: %v", err)
 	}
 	return dir
@@ -307,9 +302,9 @@ func TestKafkaSecurityBuildErrors(t *testing.T) {
 		{"wrong mechanism", outputYAML(sasl.Seeds[0], "t", "sasl: {mechanism: SCRAM-SHA-512, user: x, password: right-pw}"), sasl.Seeds[0],
 			[]string{"SCRAM-SHA-512"}},
 		{"missing WRITE ACL", outputYAML(sasl.Seeds[0], "ro", scram("x", "right-pw")), sasl.Seeds[0],
-			[]string{`topic "ro"`, "TOPIC_AUTHORIZATION_FAILED", "User:x may not WRITE"}},
+			[]string{"kafka_out (KafkaOutput): topic: ", `topic "ro"`, "TOPIC_AUTHORIZATION_FAILED", "User:x may not WRITE"}},
 		{"missing DESCRIBE ACL", inputYAML(sasl.Seeds[0], "hidden", scram("x", "right-pw")), sasl.Seeds[0],
-			[]string{`topic "hidden"`, "TOPIC_AUTHORIZATION_FAILED", "User:x may not DESCRIBE", "READ on topic hidden"}},
+			[]string{"kafka_in (KafkaInput): topics: ", `topic "hidden"`, "TOPIC_AUTHORIZATION_FAILED", "User:x may not DESCRIBE", "READ on topic hidden"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
