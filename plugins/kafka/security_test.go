@@ -30,7 +30,7 @@ import (
 	"github.com/dbus-project/dbus/plugins/mock"
 )
 
-// testCerts writes, with crypto/x509, the files .ci/certs.sh writes (same
+// writeTestCerts writes to dir, with crypto/x509, the files .ci/certs.sh writes (same
 // names): ca.pem, server.pem/key (localhost, 127.0.0.1), client.pem/key,
 // expired.pem/key, wronghost.pem/key (wrong.example) and other-ca.pem.
 // P-256 keys: a few milliseconds.
