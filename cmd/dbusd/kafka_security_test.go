@@ -75,7 +75,7 @@ func TestKafkaSecurityDbusdCheck(t *testing.T) {
 			[]string{"kafka_out (KafkaOutput)", seed, `SASL SCRAM-SHA-256 authentication failed for user "dbus"`, "check sasl.user/password"}},
 		{"wrong password offline", conf(seed, "orders", "{ca_file: "+ca+"}", saslWrong), true, nil},
 		{"missing WRITE ACL", conf(seed, "audit", "{ca_file: "+ca+"}", saslFile), false,
-			[]string{"kafka_out (KafkaOutput)", seed, `topic "audit"`, "TOPIC_AUTHORIZATION_FAILED", "User:dbus may not WRITE"}},
+			[]string{"kafka.yaml:8: kafka_out (KafkaOutput): topic: " + seed, `topic "audit"`, "TOPIC_AUTHORIZATION_FAILED", "User:dbus may not WRITE"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,7 +99,12 @@ func parseClientConf(c *engine.Conf, role clientRole) (clientConf, error) {
 			topics, op := probeTopics(c, role)
 			if err := cc.probe(context.Background(), seed, topics, op); err != nil {
 				key := "brokers"
-				if cc.sasl.on() {
+				switch {
+				case errors.Is(err, kerr.TopicAuthorizationFailed):
+					// The config is right; a broker ACL is missing: point
+					// at the topic it names.
+					key = topicKey(c, role, err)
+				case cc.sasl.on():
 					key = "sasl"
 				}
 				return cc, c.Errorf(key, "%v", err)
@@ -107,6 +112,20 @@ func parseClientConf(c *engine.Conf, role clientRole) (clientConf, error) {
 		}
 	}
 	return cc, nil
+}
+
+// topicKey is the key naming the topic a missing-ACL error is about.
+func topicKey(c *engine.Conf, role clientRole, err error) string {
+	if role == roleInput {
+		return "topics"
+	}
+	if t := c.String("topic"); t != "" && strings.Contains(err.Error(), fmt.Sprintf("topic %q", t)) {
+		return "topic"
+	}
+	if c.Has("topic_map") {
+		return "topic_map"
+	}
+	return "topic"
 }
 
 // probeTopics returns the fixed topics the build-time check asks about and
