@@ -90,7 +90,7 @@ func OpenFileStore(dir string) (*FileStore, error) {
 		return nil, fmt.Errorf("checkpoint dir %s: %w", dir, err)
 	}
 	if err := CheckWritableDir(dir); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("checkpoint dir: %w", err)
 	}
 	fs := &FileStore{path: filepath.Join(dir, "checkpoints.json"), cps: map[string]Checkpoint{}}
 	data, err := os.ReadFile(fs.path)
@@ -113,6 +113,42 @@ func OpenFileStore(dir string) (*FileStore, error) {
 // Path returns the file's path.
 func (f *FileStore) Path() string { return f.path }
 
+// CheckWritablePaths checks, without creating anything, that the user
+// running this process can write where cfg says it will: the checkpoint
+// directory and every path field marked Field.Writes (the directory of a
+// file, or the directory itself). Errors name file:line, plugin and key.
+func CheckWritablePaths(cfg *Config) []error {
+	var errs []error
+	if dir := cfg.Engine.CheckpointDir; dir != "" {
+		if err := CheckWritableDir(dir); err != nil {
+			errs = append(errs, &ConfigError{File: cfg.File, Msg: "engine.checkpoint_dir: " + err.Error()})
+		}
+	}
+	for _, pc := range cfg.Plugins {
+		if pc.Spec == nil || pc.Conf == nil {
+			continue
+		}
+		for i := range pc.Spec.Fields {
+			f := &pc.Spec.Fields[i]
+			if f.Writes == WritesNothing || f.Type != TypeString {
+				continue
+			}
+			p := pc.Conf.String(f.Name)
+			if p == "" || p == "-" {
+				continue
+			}
+			dir := p
+			if f.Writes == WritesFile {
+				dir = filepath.Dir(p)
+			}
+			if err := CheckWritableDir(dir); err != nil {
+				errs = append(errs, pc.Conf.Errorf(f.Name, "%s: %v", p, err))
+			}
+		}
+	}
+	return errs
+}
+
 // CheckWritableDir reports whether files can be created in dir, or, when
 // dir does not exist yet, in the nearest existing ancestor (where
 // OpenFileStore would create it). It creates and removes a probe file and
@@ -124,22 +160,22 @@ func CheckWritableDir(dir string) error {
 		st, err := os.Stat(d)
 		if err == nil {
 			if !st.IsDir() {
-				return fmt.Errorf("checkpoint dir %s: %s is not a directory", dir, d)
+				return fmt.Errorf("%s: %s is not a directory", dir, d)
 			}
 			break
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("checkpoint dir %s: %w", dir, err)
+			return fmt.Errorf("%s: %w", dir, err)
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return fmt.Errorf("checkpoint dir %s: no existing ancestor", dir)
+			return fmt.Errorf("%s: no existing ancestor", dir)
 		}
 		d = parent
 	}
 	f, err := os.CreateTemp(d, ".dbus-write-probe-*")
 	if err != nil {
-		return fmt.Errorf("checkpoint dir %s is not writable by this user (uid %d): %w", dir, os.Getuid(), err)
+		return fmt.Errorf("directory %s is not writable by this user (uid %d): %w", d, os.Getuid(), err)
 	}
 	name := f.Name()
 	f.Close()

@@ -129,11 +129,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		sup.Close()
-		if dir := cfg.Engine.CheckpointDir; dir != "" {
-			if err := engine.CheckWritableDir(dir); err != nil {
-				fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(fmt.Sprintf("%s: engine.checkpoint_dir: %v", cfg.File, err)))
-				return 1
-			}
+		if errs := engine.CheckWritablePaths(cfg); len(errs) > 0 {
+			fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(errors.Join(errs...).Error()))
+			return 1
 		}
 		ac, err := admin.ParseSection(cfg.File, cfg.Sections["admin"])
 		if err == nil && o.admin != "" {

@@ -414,3 +414,28 @@ func TestAPIDbusdRefusesExposedAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineDbusdCheckRefusesUnwritablePluginPaths: -t also checks the
+// paths plugins write (fields marked Writes: StreamOutput's file,
+// Cardinality's state directory), naming file:line, plugin and key.
+func TestEngineDbusdCheckRefusesUnwritablePluginPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plain-file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	conf := filepath.Join(dir, "c.yaml")
+	os.WriteFile(conf, []byte(`
+inputs:
+  - {name: gen, class: MockInput, count: 1}
+outputs:
+  - {name: ok, class: StreamOutput, path: `+filepath.Join(dir, "out.log")+`, match: gen}
+  - {name: bad, class: StreamOutput, path: `+filepath.Join(file, "out.log")+`, match: gen}
+`), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"-t", "-conf", conf}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "bad (StreamOutput): path:") ||
+		strings.Contains(errb.String(), "ok (StreamOutput)") {
+		t.Fatalf("-t = %d, want a failure naming bad's path only:\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "c.yaml:6") {
+		t.Fatalf("the error does not name the line:\n%s", errb.String())
+	}
+}

@@ -22,7 +22,7 @@ func Register(reg *engine.Registry) {
 			{Name: "keep", Type: engine.TypeInt, Default: int64(3), HasRange: true, Min: 1, Max: 10000, Doc: "Buckets kept per period."},
 			{Name: "time_zone", Type: engine.TypeString, Default: "UTC", Doc: "Zone of calendar buckets."},
 			{Name: "emit_interval", Type: engine.TypeDuration, Default: time.Minute, Doc: "How often changed counts are emitted."},
-			{Name: "state_dir", Type: engine.TypeString, Default: "", Path: true, Doc: "Directory of the state file (empty: counts are not persisted)."},
+			{Name: "state_dir", Type: engine.TypeString, Default: "", Path: true, Writes: engine.WritesDir, Doc: "Directory of the state file (empty: counts are not persisted)."},
 			{Name: "save_interval", Type: engine.TypeDuration, Default: time.Minute, Doc: "How often the state file is written (and at shutdown)."},
 		},
 		NewFilter: newFilter,

@@ -155,7 +155,7 @@ var spec = engine.Spec{
 		{Name: "mask_value", Type: engine.TypeString, Default: "***", Doc: "Replacement of masked values."},
 		{Name: "kinds", Type: engine.TypeStrings, Doc: "Change kinds kept: insert, update, delete (empty: all)."},
 		{Name: "max_row_bytes", Type: engine.TypeSize, Default: int64(1 << 20), Doc: "Row changes with a larger payload are counted, logged with their position and marked with attribute oversize=true; they are still emitted (outputs that reject them route them to the dead-letter output). 0: no limit."},
-		{Name: "schema_file", Type: engine.TypeString, Default: "", Path: true, Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},
+		{Name: "schema_file", Type: engine.TypeString, Default: "", Path: true, Writes: engine.WritesFile, Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},
 		{Name: "decoder", Type: engine.TypeString, Default: "native", Enum: []string{"native", "go-mysql"}, Doc: "Row image decoder: native reads row images straight into JSON (tables with old-format temporal, MySQL JSON, geometry or vector columns, compressed and partial-JSON events still use go-mysql); go-mysql decodes every row with go-mysql (same output, slower)."},
 	},
 	NewInput: func(c *engine.Conf) (engine.Input, error) { return newInput(c) },

@@ -21,7 +21,7 @@ func Register(reg *engine.Registry) {
 		Class: "StreamOutput", Kind: engine.KindOutput,
 		Summary: "One line per packet to stdout or a file (appended); a batch is acked once written and flushed (fsynced with sync).",
 		Fields: []engine.Field{
-			{Name: "path", Type: engine.TypeString, Default: "-", Path: true, Doc: "File to append to; - for stdout."},
+			{Name: "path", Type: engine.TypeString, Default: "-", Path: true, Writes: engine.WritesFile, Doc: "File to append to; - for stdout."},
 			{Name: "format", Type: engine.TypeString, Default: "raw", Enum: []string{"raw", "json"}, Doc: "raw: the payload; json: payload, key, ts and attributes as a JSON object."},
 			{Name: "sync", Type: engine.TypeBool, Default: false, Doc: "fsync the file before acking each batch."},
 		},
