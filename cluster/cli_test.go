@@ -57,3 +57,57 @@ func TestClusterCLI(t *testing.T) {
 		t.Fatalf("missing -cluster: %d %s", code, out)
 	}
 }
+
+// TestClusterCLIBinlogKafkaResources: dbc resources add works for binlog
+// and Kafka resources of a pushed config; a binlog resource must set its
+// own server_id, and one already used by another resource is refused.
+func TestClusterCLIBinlogKafkaResources(t *testing.T) {
+	h := newHarness(t)
+	zk := strings.Join(h.zk, ",")
+	run := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := RunCLI(append([]string{"-zk", zk}, args...), &out, &errb)
+		return out.String() + errb.String(), code
+	}
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(f, []byte(`inputs:
+  - name: binlog
+    class: MysqlbinlogInput
+    addr: "127.0.0.1:1"
+    server_id: 7000
+  - name: kin
+    class: KafkaInput
+    brokers: ["127.0.0.1:1"]
+    topics: [none]
+    check_seeds: false
+outputs:
+  - name: out
+    class: StreamOutput
+    match: [binlog, kin]
+    path: /dev/null
+`), 0o644)
+	for _, c := range []struct {
+		args []string
+		ok   bool
+		want string
+	}{
+		{[]string{"config", "push", "-cluster", h.cluster, "-file", f}, true, "pushed"},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "db1", "-input", "binlog", "-config",
+			`{"addr": "db1:3306", "password": "${cred:db1}", "server_id": 7101, "include": ["shop.*"]}`}, true, "added"},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "db2", "-input", "binlog", "-config",
+			`{"addr": "db2:3306", "server_id": 7101}`}, false, "server_id 7101 is already used by resource db1"},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "db3", "-input", "binlog", "-config",
+			`{"addr": "db3:3306"}`}, false, `set "server_id" in the resource's config`},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "db4", "-input", "binlog", "-config",
+			`{"addr": "db4:3306", "password": "hunter2", "server_id": 7104}`}, false, "password"},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "db2", "-input", "binlog", "-config",
+			`{"addr": "db2:3306", "server_id": 7102}`}, true, "added"},
+		{[]string{"resources", "add", "-cluster", h.cluster, "-id", "mirror", "-input", "kin", "-config",
+			`{"topics": ["orders"], "partitions": ["0", "1"]}`}, true, "added"},
+	} {
+		out, code := run(c.args...)
+		if (code == 0) != c.ok || !strings.Contains(out, c.want) {
+			t.Errorf("dbc %s: code %d, output:\n%s\nwant ok=%v and %q", strings.Join(c.args, " "), code, out, c.ok, c.want)
+		}
+	}
+}
