@@ -2,6 +2,7 @@ package kfaketest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ type ProcessSpec struct {
 	// nothing can be consumed. For produce throughput benchmarks, where the
 	// broker's in-memory log would otherwise dominate.
 	Blackhole bool
+	// TLSCert and TLSKey, PEM files, make the listeners speak TLS with
+	// that certificate (kfake.TLS).
+	TLSCert, TLSKey string
 }
 
 // MaybeServe turns the process into a broker when StartProcess started it:
@@ -50,6 +54,14 @@ func MaybeServe() {
 	opts := clusterOpts(max(s.Brokers, 1), max(s.Partitions, 1), s.Topics)
 	if s.Blackhole {
 		opts = append(opts, kfake.BlackholeProduce())
+	}
+	if s.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kfaketest: TLS certificate: %v\n", err)
+			os.Exit(2)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
