@@ -28,7 +28,7 @@ func commonFields() []engine.Field {
 		{Name: "connect_timeout", Type: engine.TypeDuration, Default: 5 * time.Second, Doc: "Bound on the seed reachability check and on Start."},
 		{Name: "metadata_min_age", Type: engine.TypeDuration, Default: 250 * time.Millisecond, Doc: "Minimum time between metadata refreshes; a retriable produce or fetch error waits for one, so this bounds how fast the client recovers (franz-go's own default is 5s)."},
 		{Name: "client_log", Type: engine.TypeString, Default: "warn", Enum: []string{"none", "error", "warn", "info", "debug"}, Doc: "Level of the Kafka client's own log lines."},
-		{Name: "check_seeds", Type: engine.TypeBool, Default: true, Doc: "Dial the seed brokers when the plugin is built (dbusd -t): fail if none accepts a TCP connection (and, with tls, completes the TLS handshake) within connect_timeout; with tls or sasl on, also ask one seed for the plugin's fixed topics, so that a wrong password, a refused client certificate or a missing ACL (READ for an input, WRITE for an output) fails the build. Set false to build offline (dry runs without a broker)."},
+		{Name: "check_seeds", Type: engine.TypeBool, Default: true, Doc: "Dial the seed brokers when the plugin is built (dbusd -t): fail if none accepts a TCP connection (and, with tls, completes the TLS handshake) within connect_timeout; with tls or sasl on, also ask one seed for the plugin's fixed topics, so that a wrong password, a refused client certificate or a missing ACL (READ on an input's topics and group, WRITE on an output's topics) fails the build. Set false to build offline (dry runs without a broker)."},
 		tlsconf.Field(),
 		saslField(),
 	}
@@ -96,14 +96,15 @@ func parseClientConf(c *engine.Conf, role clientRole) (clientConf, error) {
 			return cc, c.Errorf("brokers", "%v", err)
 		}
 		if cc.secured() {
-			topics, op := probeTopics(c, role)
-			if err := cc.probe(context.Background(), seed, topics, op); err != nil {
+			if err := cc.probe(context.Background(), seed, probeTargets(c, role)); err != nil {
 				key := "brokers"
 				switch {
 				case errors.Is(err, kerr.TopicAuthorizationFailed):
 					// The config is right; a broker ACL is missing: point
 					// at the topic it names.
 					key = topicKey(c, role, err)
+				case errors.Is(err, kerr.GroupAuthorizationFailed) && role == roleInput:
+					key = "group"
 				case cc.sasl.on():
 					key = "sasl"
 				}
@@ -128,11 +129,11 @@ func topicKey(c *engine.Conf, role clientRole, err error) string {
 	return "topic"
 }
 
-// probeTopics returns the fixed topics the build-time check asks about and
-// the operation the plugin needs on them.
-func probeTopics(c *engine.Conf, role clientRole) ([]string, kmsg.ACLOperation) {
+// probeTargets returns the fixed topics (and consumer group) the
+// build-time check asks about and the operation the plugin needs on them.
+func probeTargets(c *engine.Conf, role clientRole) probeSpec {
 	if role == roleInput {
-		return c.Strings("topics"), kmsg.ACLOperationRead
+		return probeSpec{topics: c.Strings("topics"), op: kmsg.ACLOperationRead, group: c.String("group")}
 	}
 	var topics []string
 	if t := c.String("topic"); !strings.Contains(t, "{") && validTopic([]byte(t)) == nil {
@@ -146,7 +147,7 @@ func probeTopics(c *engine.Conf, role clientRole) ([]string, kmsg.ACLOperation) 
 			}
 		}
 	}
-	return topics, kmsg.ACLOperationWrite
+	return probeSpec{topics: topics, op: kmsg.ACLOperationWrite}
 }
 
 // dialSeeds returns the first seed that accepts a connection (and, with

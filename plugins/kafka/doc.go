@@ -79,7 +79,8 @@
 //     TLS or SASL on it then sends one Metadata request to a reachable
 //     seed for the plugin's fixed topics with their authorized
 //     operations: a wrong password, a refused client certificate and a
-//     missing ACL (READ for an input, WRITE for an output) fail the build.
+//     missing ACL (READ on an input's topics and group, WRITE on an
+//     output's topics) fail the build.
 //  4. Brokers that drop the connection on bad credentials (instead of
 //     answering SASL_AUTHENTICATION_FAILED) are recognised by a client
 //     hook (authWatch) on the SASL requests; the error then says

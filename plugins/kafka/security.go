@@ -214,11 +214,21 @@ func tlsError(addr, mode string, err error) error {
 // missing ACL show only in a Kafka request).
 func (cc clientConf) secured() bool { return cc.tls.On() || cc.sasl.on() }
 
-// probe asks seed for the metadata of topics with their authorized
-// operations, and fails when authentication fails or the principal lacks
-// op (READ for an input, WRITE for an output) on one of them. Unknown
-// topics pass (an output may create them; an input waits for them).
-func (cc clientConf) probe(ctx context.Context, seed string, topics []string, op kmsg.ACLOperation) error {
+// probeSpec is what the build-time check asks a seed about.
+type probeSpec struct {
+	topics []string
+	op     kmsg.ACLOperation // on the topics: READ (input) or WRITE (output)
+	group  string            // consumer group of an input; "" for none
+}
+
+// probe asks seed for the metadata of the topics with their authorized
+// operations (and for the consumer group's), and fails when
+// authentication fails or the principal lacks the operation (READ for an
+// input, WRITE for an output; READ on the group) on one of them. Unknown
+// topics and groups pass (an output may create topics; an input waits
+// for them; a group is created when it is joined).
+func (cc clientConf) probe(ctx context.Context, seed string, ps probeSpec) error {
+	topics, op := ps.topics, ps.op
 	ctx, cancel := context.WithTimeout(ctx, cc.connectTimeout)
 	defer cancel()
 	opts := append(cc.baseOpts(), kgo.SeedBrokers(seed), kgo.RequestRetries(0), kgo.RetryTimeout(cc.connectTimeout))
@@ -263,6 +273,37 @@ func (cc clientConf) probe(ctx context.Context, seed string, topics []string, op
 		}
 		if t.AuthorizedOperations&(1<<int32(op)) == 0 {
 			return fmt.Errorf("%s: topic %q: %w: %s may not %s it (a broker ACL must allow %s %s on topic %s)", seed, name, kerr.TopicAuthorizationFailed, cc.principal(), op, cc.principal(), op, name)
+		}
+	}
+	if ps.group != "" {
+		return cc.probeGroup(ctx, cl, seed, ps.group)
+	}
+	return nil
+}
+
+// probeGroup checks that the principal may READ the consumer group.
+func (cc clientConf) probeGroup(ctx context.Context, cl *kgo.Client, seed, group string) error {
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	req.IncludeAuthorizedOperations = true
+	denied := func() error {
+		return fmt.Errorf("%s: group %q: %w: %s may not READ it (a broker ACL must allow %s DESCRIBE and READ on group %s)", seed, group, kerr.GroupAuthorizationFailed, cc.principal(), cc.principal(), group)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if errors.Is(err, kerr.GroupAuthorizationFailed) {
+		return denied()
+	}
+	if err != nil {
+		return cc.explain(seed, err)
+	}
+	for _, g := range resp.Groups {
+		switch {
+		case g.ErrorCode == kerr.GroupAuthorizationFailed.Code:
+			return denied()
+		case g.ErrorCode != 0 && g.ErrorCode != kerr.GroupIDNotFound.Code:
+			continue
+		case g.AuthorizedOperations != math.MinInt32 && g.AuthorizedOperations&(1<<int32(kmsg.ACLOperationRead)) == 0:
+			return denied()
 		}
 	}
 	return nil

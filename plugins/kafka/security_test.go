@@ -271,7 +271,9 @@ func TestKafkaSecurityBuildErrors(t *testing.T) {
 	sasl := kfaketest.Start(t, 1, 1, []string{"t", "ro", "hidden"}, kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser(saslScram256, "admin", "admin"),
 		kfake.User(saslScram256, "x", "right-pw", topicACL(kmsg.ACLOperationAll, "t"),
-			topicACL(kmsg.ACLOperationDescribe, "ro"), topicACL(kmsg.ACLOperationRead, "ro")))
+			topicACL(kmsg.ACLOperationDescribe, "ro"), topicACL(kmsg.ACLOperationRead, "ro"),
+			kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "gx", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead, Allow: true},
+			kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "gdesc", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true}))
 	scram := func(user, pw string) string {
 		return fmt.Sprintf("sasl: {mechanism: SCRAM-SHA-256, user: %s, password: %q}", user, pw)
 	}
@@ -295,6 +297,11 @@ func TestKafkaSecurityBuildErrors(t *testing.T) {
 		{"no tls to a tls broker", outputYAML(good.Seeds[0], "t", "sasl: {mechanism: PLAIN, user: a, password: b}"), good.Seeds[0], nil},
 		{"sasl good output", outputYAML(sasl.Seeds[0], "t", scram("x", "right-pw")), "", nil},
 		{"sasl good input", inputYAML(sasl.Seeds[0], "ro", scram("x", "right-pw")), "", nil},
+		{"sasl good input group", inputYAML(sasl.Seeds[0], "ro", "group: gx, "+scram("x", "right-pw")), "", nil},
+		{"missing group ACL", inputYAML(sasl.Seeds[0], "ro", "group: gnone, "+scram("x", "right-pw")), sasl.Seeds[0],
+			[]string{"kafka_in (KafkaInput): group: ", `group "gnone"`, "GROUP_AUTHORIZATION_FAILED", "User:x may not READ it"}},
+		{"group DESCRIBE only", inputYAML(sasl.Seeds[0], "ro", "group: gdesc, "+scram("x", "right-pw")), sasl.Seeds[0],
+			[]string{`group "gdesc"`, "User:x may not READ it", "READ on group gdesc"}},
 		{"wrong password", outputYAML(sasl.Seeds[0], "t", scram("x", "wrong-pw")), sasl.Seeds[0],
 			[]string{"kafka_out (KafkaOutput): sasl: ", `SASL SCRAM-SHA-256 authentication failed for user "x" (check sasl.user/password)`}},
 		{"unknown user", inputYAML(sasl.Seeds[0], "t", scram("nobody", "pw")), sasl.Seeds[0],
