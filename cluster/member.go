@@ -68,9 +68,12 @@ type Member struct {
 	creds  *Credentials
 
 	wake chan struct{}
-	quit chan struct{}
-	wg   sync.WaitGroup
-	w    *watches
+	// reloads carries pipeline configs read from the member's file
+	// (SIGHUP); the newest pending one wins.
+	reloads chan []byte
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	w       *watches
 
 	// Owned by Run's goroutine.
 	registered   int64 // session id the member znode belongs to
@@ -155,7 +158,7 @@ func Join(ctx context.Context, cfg *Config, opts Options) (*Member, error) {
 		return nil, fmt.Errorf("cluster %s: member %s: %w", cfg.Name, cfg.Member, err)
 	}
 	m := &Member{cfg: cfg, opts: opts, s: s, p: newPaths(cfg.Root, cfg.Name), log: log, runner: opts.Runner, creds: creds,
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), slots: map[string]*slot{}, failed: map[string]failure{},
+		wake: make(chan struct{}, 1), reloads: make(chan []byte, 1), quit: make(chan struct{}), slots: map[string]*slot{}, failed: map[string]failure{},
 		stores: map[string]*Store{}, running: map[string]bool{}, starts: map[string]int{}, started: time.Now().UTC()}
 	s.margin = cfg.Doubt
 	m.w = newWatches(s.conn, m.wake, m.quit, &m.wg)
@@ -375,9 +378,47 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-m.wake:
+		case data := <-m.reloads:
+			m.reloadFile(data)
 		case <-notify:
 		case <-poll.C:
 		}
+	}
+}
+
+// ReloadFile asks the member to apply the pipeline of its config file
+// again (data: the file's contents), as dbusd does on SIGHUP. It is
+// applied like a pushed config (only the resources and local inputs whose
+// pipeline changed restart) unless a pushed cluster config is in effect,
+// which wins. The cluster section is not re-read (restart for that).
+// Safe from any goroutine; never blocks.
+func (m *Member) ReloadFile(data []byte) {
+	for {
+		select {
+		case m.reloads <- data:
+			return
+		default:
+		}
+		select { // drop an older pending one
+		case <-m.reloads:
+		default:
+		}
+	}
+}
+
+// reloadFile applies the member's own file (config version 0).
+func (m *Member) reloadFile(data []byte) {
+	if m.configV != 0 {
+		m.log.Warn("config file re-read, not applied: a pushed cluster config is in effect (push the file with dbc config push to change the pipeline)", "running_version", m.configV)
+		return
+	}
+	inputs, err := m.resourceInputs()
+	if err != nil {
+		m.log.Error("config file not reloaded: cannot list the resources", "err", err)
+		return
+	}
+	if m.applyConfig(0, data, inputs) {
+		m.log.Info("config file reloaded")
 	}
 }
 

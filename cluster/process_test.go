@@ -633,3 +633,66 @@ func TestClusterProcessSIGSTOP(t *testing.T) {
 	_, dupMoved, dupOther := pc.countAll(ids, func(id string) bool { _, ok := lost[id]; return ok })
 	t.Logf("duplicates: %d over the %d moved resources, %d elsewhere", dupMoved, len(lost), dupOther)
 }
+
+// TestClusterProcessSIGHUP: SIGHUP makes a member re-read its config
+// file and apply its pipeline - the resources whose pipeline changed
+// restart - and a broken file changes nothing; the member keeps running
+// either way (SIGHUP used to kill it with exit 129, so `systemctl
+// reload` left it dead).
+func TestClusterProcessSIGHUP(t *testing.T) {
+	pc := newProcCluster(t)
+	p := pc.start("m1", 100*time.Millisecond, 100)
+	pc.waitMembers(1)
+	ids := pc.addResources(2)
+	pc.h.waitFor("2 resources running", 20*time.Second, func() bool { return len(pc.h.runningBy()) == 2 })
+	alive := func() bool {
+		select {
+		case <-p.done:
+			return false
+		default:
+			return true
+		}
+	}
+	starts := func() int {
+		n := 0
+		for _, eps := range p.logEvents(t, 0, "resource starting") {
+			n += len(eps)
+		}
+		return n
+	}
+	if n := starts(); n != 2 {
+		t.Fatalf("%d resource starts before the reload, want 2", n)
+	}
+	// A changed pipeline (MockInput rate 100 -> 50): both restart.
+	if err := os.WriteFile(p.conf, []byte(pc.memberYAML(p, 100*time.Millisecond, 50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	pc.h.waitFor("the reload applied and both resources restarted", 20*time.Second, func() bool {
+		return !alive() || (logHas(t, p, "config file reloaded") && starts() == 4 && len(pc.h.runningBy()) == 2)
+	})
+	if !alive() {
+		t.Fatalf("SIGHUP ended the member: %v", p.err)
+	}
+	// A broken file: logged, nothing restarts, the member lives on.
+	if err := os.WriteFile(p.conf, []byte("inputs: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	pc.h.waitFor("the broken config rejected", 20*time.Second, func() bool { return !alive() || logHas(t, p, "rejected") })
+	if !alive() {
+		t.Fatalf("SIGHUP with a broken config ended the member: %v", p.err)
+	}
+	if n := starts(); n != 4 {
+		t.Errorf("%d resource starts after the rejected reload, want 4", n)
+	}
+	_ = ids
+}
+
+func logHas(t *testing.T, p *proc, s string) bool {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(b, []byte(s))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/dbus-project/dbus/engine"
@@ -21,6 +22,14 @@ import (
 // local inputs) whose config changed. It returns when ctx
 // ends and everything was drained, or when the local pipeline fails.
 func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger) error {
+	return RunMemberReload(ctx, cfg, reg, log, nil)
+}
+
+// RunMemberReload is RunMember that also re-reads cfg.File and applies
+// its pipeline (see Member.ReloadFile) on every receive from reload
+// (dbusd: SIGHUP); a config that does not parse or build is logged and
+// changes nothing.
+func RunMemberReload(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger, reload <-chan struct{}) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -108,6 +117,26 @@ func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, lo
 					} else {
 						log.Info("local pipeline reloaded with the pushed cluster config", "generation", gen)
 					}
+				}
+			}
+		}()
+	}
+	if reload != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-reload:
+					data, err := os.ReadFile(cfg.File)
+					if err != nil {
+						log.Error("config file not reloaded", "config", cfg.File, "err", err)
+						continue
+					}
+					log.Info("reloading the config file", "config", cfg.File)
+					m.ReloadFile(data)
 				}
 			}
 		}()

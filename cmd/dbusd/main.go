@@ -161,8 +161,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ctx, cancel = context.WithTimeout(ctx, o.duration)
 			defer cancel()
 		}
+		// SIGHUP re-reads the file and applies its pipeline (it used to
+		// kill the member: systemctl reload left it dead).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					select {
+					case reload <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
 		log.Info("dbusd starting in cluster mode", "version", Version, "config", cfg.File)
-		if err := cluster.RunMember(ctx, cfg, reg, log); err != nil {
+		if err := cluster.RunMemberReload(ctx, cfg, reg, log, reload); err != nil {
 			log.Error("cluster member stopped with an error", "err", err)
 			return 1
 		}
