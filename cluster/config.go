@@ -1,10 +1,10 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -76,20 +76,99 @@ func ParseConfig(file string, n *yaml.Node) (*Config, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%s: no cluster section", file)
 	}
-	raw, err := yaml.Marshal(n)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d: cluster: %v", file, n.Line, err)
+	// Decode the node itself (not a re-marshalled copy), so that every
+	// error names the line of the file.
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: cluster: want a mapping of settings", file, n.Line)
+	}
+	if err := knownKeys(file, n, reflect.TypeOf(Config{}), "cluster"); err != nil {
+		return nil, err
 	}
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s:%d: cluster: %s", file, n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+	if err := n.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s", yamlLines(file, n.Line, err))
 	}
 	if err := c.fill(); err != nil {
-		return nil, fmt.Errorf("%s:%d: cluster: %w", file, n.Line, err)
+		// Each message starts with the key it is about: point at its line.
+		var lines []string
+		for _, e := range unjoin(err) {
+			line := n.Line
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if msg := e.Error(); strings.HasPrefix(msg, k+" ") || strings.HasPrefix(msg, k+":") {
+					line = n.Content[i].Line
+				}
+			}
+			lines = append(lines, fmt.Sprintf("%s:%d: cluster: %v", file, line, e))
+		}
+		return nil, errors.New(strings.Join(lines, "\n"))
 	}
 	return &c, nil
+}
+
+// knownKeys refuses keys of the mapping n that no yaml tag of t (a
+// struct) names, at their own line, and checks nested mappings of
+// struct (or pointer to struct) fields the same way.
+func knownKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = t.Field(i).Type
+		names = append(names, tag)
+	}
+	var errs []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Sprintf("%s:%d: %s: unknown key %q (want %s)", file, k.Line, where, k.Value, strings.Join(names, ", ")))
+			continue
+		}
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && v.Kind == yaml.MappingNode && ft != reflect.TypeOf(time.Time{}) {
+			if err := knownKeys(file, v, ft, where+"."+k.Value); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+// yamlLines rewrites a yaml decode error ("yaml: unmarshal errors:\n
+// line 12: cannot unmarshal ...") as "file:12: cluster: cannot ..." lines.
+func yamlLines(file string, def int, err error) string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimPrefix(err.Error(), "yaml: "), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l == "unmarshal errors:" {
+			continue
+		}
+		if m := yamlLineRE.FindStringSubmatchIndex(l); m != nil && m[0] == 0 {
+			out = append(out, fmt.Sprintf("%s:%s: cluster: %s", file, l[m[2]:m[3]], l[m[1]:]))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s:%d: cluster: %s", file, def, l))
+	}
+	return strings.Join(out, "\n")
+}
+
+// unjoin returns the errors joined in err (errors.Join), or err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // fill sets defaults and validates.

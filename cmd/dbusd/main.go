@@ -144,7 +144,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if n := cfg.Sections["cluster"]; n != nil {
-			if _, err := cluster.ParseConfig(cfg.File, n); err != nil {
+			cc, err := cluster.ParseConfig(cfg.File, n)
+			if err == nil && !o.offline {
+				// Every ${cred:NAME} must resolve on this member.
+				err = cluster.CheckCredentialRefs(cfg.File, cfg.Raw, cc)
+			}
+			if err != nil {
 				fmt.Fprintf(stderr, "dbusd: config invalid:\n%s\n", indent(err.Error()))
 				return 1
 			}
