@@ -327,6 +327,9 @@ type ResourceStatus struct {
 	Epoch     uint64 `json:"epoch,omitempty"`
 	Target    string `json:"target,omitempty"`
 	Releasing bool   `json:"releasing,omitempty"`
+	// Failed is why the owner cannot run the resource (it is retried
+	// with backoff and does not count toward the owner's share).
+	Failed string `json:"failed,omitempty"`
 	// CheckpointTime is when the checkpoint was last written, by whom at
 	// which epoch; Lag is how long ago.
 	CheckpointTime   time.Time     `json:"checkpoint_time,omitzero"`
@@ -351,6 +354,16 @@ func (a *Admin) Resources(cluster string) ([]ResourceStatus, error) {
 	for i, r := range asg.State.Resources {
 		byID[r.ID] = i
 	}
+	// Failures as the members report them: member -> resource -> why.
+	failures := map[string]map[string]string{}
+	if names, _, err := a.s.conn.Children(p.members()); err == nil {
+		for _, n := range names {
+			var mi MemberInfo
+			if _, err := a.s.getJSON(p.member(n), &mi); err == nil && len(mi.Failed) > 0 {
+				failures[n] = mi.Failed
+			}
+		}
+	}
 	now := time.Now()
 	var out []ResourceStatus
 	for _, id := range ids {
@@ -365,6 +378,9 @@ func (a *Admin) Resources(cluster string) ([]ResourceStatus, error) {
 		var own OwnerRecord
 		if _, err := a.s.getJSON(p.owner(id), &own); err == nil {
 			rs.Owner, rs.Epoch = own.Member, own.Epoch
+		}
+		if rs.Owner != "" {
+			rs.Failed = failures[rs.Owner][id]
 		}
 		if i, ok := byID[id]; ok {
 			r := asg.State.Resources[i]

@@ -149,6 +149,8 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 					state = "unassigned"
 				case r.Releasing:
 					state = "moving to " + r.Target
+				case r.Failed != "":
+					state = "failed: " + oneLine(r.Failed, 100)
 				}
 				lag := "-"
 				if !r.CheckpointTime.IsZero() {
@@ -259,4 +261,13 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// oneLine returns s on one line, cut to at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n-3] + "..."
+	}
+	return s
 }

@@ -39,6 +39,7 @@ type leader struct {
 	mach          *assign.Machine
 	assignVersion int32
 	ownerExists   map[string]bool
+	dirty         bool              // the machine changed without actions: write the summary
 	releasing     map[string]string // resource -> member told to stop it
 	rebalanceVer  int32
 }
@@ -64,9 +65,10 @@ func (l *leader) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := l.apply(acts, false); err != nil {
+			if err := l.apply(acts, l.dirty); err != nil {
 				return err
 			}
+			l.dirty = false
 		case <-t.C:
 			acts := l.mach.Step(assign.Tick{Now: l.now()})
 			if err := l.apply(acts, false); err != nil {
@@ -225,6 +227,18 @@ func (l *leader) sync(w *watches) ([]assign.Action, error) {
 	for _, id := range sortedKeys(ls.resources) {
 		if !have[id] {
 			step(assign.ResourceAdded{ID: id})
+		}
+	}
+	// Failures the owners report: a failed resource does not count
+	// toward its owner's share.
+	for _, r := range l.mach.Snapshot().Resources {
+		if r.Owner == "" {
+			continue
+		}
+		failed := ls.members[r.Owner].Failed[r.ID] != ""
+		if failed != r.Failed {
+			step(assign.ResourceFailed{ID: r.ID, Failed: failed})
+			l.dirty = true // the summary shows it even if nothing moves
 		}
 	}
 	if ls.rebalance != l.rebalanceVer {

@@ -107,7 +107,25 @@ type slot struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	running chan struct{} // closed once the resource runs
+	started time.Time     // set before running closes
 	err     error         // set before done closes
+}
+
+// healthyAfter is how long a resource that failed must run again before
+// its failure is cleared (and it counts toward the member's share again):
+// a resource failing repeatedly does not make the leader move others to
+// and fro.
+const healthyAfter = 10 * time.Second
+
+// runningFor is how long the slot's resource has been running (0 while
+// starting). Run's goroutine only.
+func (sl *slot) runningFor() time.Duration {
+	select {
+	case <-sl.running:
+		return time.Since(sl.started)
+	default:
+		return 0
+	}
 }
 
 // errFinished marks a resource whose source ended: it is not restarted
@@ -454,6 +472,10 @@ func (m *Member) sync(ctx context.Context) error {
 	for id, f := range m.failed {
 		if e, ok := want[id]; !ok || e != f.epoch {
 			delete(m.failed, id) // new grant or not ours: forget the failure
+			continue
+		}
+		if sl, ok := m.slots[id]; ok && sl.runningFor() >= healthyAfter {
+			delete(m.failed, id) // retried and running again
 		}
 	}
 	for _, id := range sortedKeys(want) {
@@ -585,6 +607,7 @@ func (m *Member) runSlot(ctx context.Context, sl *slot) error {
 	m.running[sl.id] = true
 	m.starts[sl.id]++
 	m.mu.Unlock()
+	sl.started = time.Now()
 	close(sl.running)
 	signal(m.wake) // publish the running list
 	err = sl.runner.Run(ctx, spec, store)

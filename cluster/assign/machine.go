@@ -36,6 +36,9 @@ type Resource struct {
 	// grant is forced to Target.
 	Releasing bool      `json:"releasing,omitempty"`
 	Deadline  time.Time `json:"-"`
+	// Failed is set while Owner reports it cannot run the resource: it
+	// stays with Owner (sticky) but does not count toward Owner's share.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // State is the persisted form of a Machine.
@@ -72,6 +75,14 @@ type ResourceRemoved struct{ ID string }
 // Released: Member reports it stopped resource ID (after a Stop).
 type Released struct{ ID, Member string }
 
+// ResourceFailed: the owner of ID reports that it cannot run it (Failed)
+// or runs it again (!Failed). A failed resource does not count toward its
+// owner's share, so the owner gets its full share of healthy ones.
+type ResourceFailed struct {
+	ID     string
+	Failed bool
+}
+
 // Leadership: this machine became (Active) or stopped being the leader.
 type Leadership struct{ Active bool }
 
@@ -88,6 +99,7 @@ func (WeightChanged) event()   {}
 func (ResourceAdded) event()   {}
 func (ResourceRemoved) event() {}
 func (Released) event()        {}
+func (ResourceFailed) event()  {}
 func (Leadership) event()      {}
 func (Tick) event()            {}
 func (Rebalance) event()       {}
@@ -258,7 +270,7 @@ func (m *Machine) Step(ev Event) []Action {
 				if r.Releasing {
 					m.releasing--
 				}
-				r.Owner, r.Releasing, r.Deadline = "", false, time.Time{}
+				r.Owner, r.Releasing, r.Deadline, r.Failed = "", false, time.Time{}, false
 			}
 			if r.Target == e.Name {
 				r.Target = ""
@@ -290,8 +302,14 @@ func (m *Machine) Step(ev Event) []Action {
 		if r.Releasing {
 			m.releasing--
 		}
-		r.Owner, r.Releasing, r.Deadline = "", false, time.Time{}
+		r.Owner, r.Releasing, r.Deadline, r.Failed = "", false, time.Time{}, false
 		rebalance = false
+	case ResourceFailed:
+		r, ok := m.res[e.ID]
+		if !ok || r.Owner == "" || r.Failed == e.Failed {
+			return nil
+		}
+		r.Failed = e.Failed
 	case Leadership:
 		m.active = e.Active
 		if !e.Active {
@@ -392,9 +410,16 @@ func (m *Machine) rebalance() {
 		return
 	}
 	// Sticky base: current target if eligible, else current owner.
+	// Failed resources stay where they are and count for nobody.
 	m.pool = m.pool[:0]
+	var N int64
 	for _, id := range m.ids {
 		r := m.res[id]
+		if r.Failed && m.eligible(r.Owner) && !r.Releasing {
+			r.Target = r.Owner
+			continue
+		}
+		N++
 		base := ""
 		if m.eligible(r.Target) {
 			base = r.Target
@@ -409,7 +434,6 @@ func (m *Machine) rebalance() {
 		mb := m.members[base]
 		mb.held = append(mb.held, r)
 	}
-	N := int64(len(m.ids))
 	var sum int64
 	for _, mb := range elig {
 		q := N * int64(mb.weight) / W
@@ -530,5 +554,5 @@ func (m *Machine) grant(r *Resource) {
 		return
 	}
 	m.emit(Start, r.ID, r.Target)
-	r.Owner, r.Epoch = r.Target, m.stepEpoch
+	r.Owner, r.Epoch, r.Failed = r.Target, m.stepEpoch, false
 }

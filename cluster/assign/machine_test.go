@@ -56,6 +56,31 @@ func TestClusterAssignScenarios(t *testing.T) {
 			wantOwner: map[string]string{"x": "a", "y": "a"},
 		},
 		{
+			name: "failed resources stay put and do not count toward the share",
+			steps: []step{
+				{Leadership{true}, ""},
+				{MemberJoined{"a", 1}, ""},
+				{MemberJoined{"b", 1}, ""},
+				{ResourceAdded{"r1"}, "start r1 on a @1"},
+				{ResourceAdded{"r2"}, "start r2 on b @2"},
+				{ResourceAdded{"r3"}, "start r3 on a @3"},
+				{ResourceAdded{"r4"}, "start r4 on b @4"},
+				{ResourceFailed{"r1", true}, ""},
+				{ResourceFailed{"r1", true}, ""}, // no change, no step
+				// a holds one healthy resource of three: b gives one up.
+				{ResourceFailed{"r3", true}, "stop r4 on b @5; start r4 on a @5"},
+				// r1 runs again and counts again: 2 healthy on a, 1 on b
+				// is within the quotas (floor 1, the remainder stays
+				// with a), so nothing moves (sticky).
+				{ResourceFailed{"r1", false}, ""},
+				{ResourceFailed{"nope", true}, ""},
+				// A new grant clears the flag: b leaves, a takes all.
+				{MemberLeft{"b"}, "start r2 on a @6"},
+				{ResourceFailed{"r3", false}, ""},
+			},
+			wantOwner: map[string]string{"r1": "a", "r2": "a", "r3": "a", "r4": "a"},
+		},
+		{
 			name: "join moves half with immediate handover",
 			steps: []step{
 				{Leadership{true}, ""},
