@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 const cliUsage = `usage: dbc [-zk host:port,...] [-root /dbus] [-json] <command> [args]
@@ -29,6 +32,10 @@ commands:
   config diff -cluster C [-from N] [-to M]   (default: previous -> newest)
 
 ZooKeeper servers come from -zk or DBUS_ZK (default 127.0.0.1:2181).
+With cluster.auth set on the members, authenticate as they do:
+  -auth-user USER -auth-password '${cred:NAME}' [-credentials FILE]
+(the password is resolved from DBUS_CRED_<NAME> or the credentials file;
+also DBUS_ZK_AUTH_USER, DBUS_ZK_AUTH_PASSWORD, DBUS_CREDENTIALS_FILE).
 Credentials never go into ZooKeeper: write "${cred:NAME}" in resource configs.
 `
 
@@ -42,6 +49,9 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	root := g.String("root", DefaultRoot, "znode root")
 	asJSON := g.Bool("json", false, "print JSON")
 	timeout := g.Duration("timeout", 10*time.Second, "connect timeout")
+	authUser := g.String("auth-user", os.Getenv("DBUS_ZK_AUTH_USER"), "ZooKeeper digest auth user (the members' cluster.auth.user)")
+	authPass := g.String("auth-password", os.Getenv("DBUS_ZK_AUTH_PASSWORD"), "its password as a credential reference, \"${cred:NAME}\"")
+	credFile := g.String("credentials", os.Getenv("DBUS_CREDENTIALS_FILE"), "credentials file resolving ${cred:NAME}")
 	if err := g.Parse(args); err != nil {
 		return 2
 	}
@@ -71,6 +81,9 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int {
+		if errors.Is(err, zk.ErrNoAuth) {
+			err = fmt.Errorf("%w: the cluster's znodes are protected (cluster.auth): pass -auth-user and -auth-password '${cred:NAME}' as the members use", err)
+		}
 		fmt.Fprintf(stderr, "dbc %s: %v\n", cmd, err)
 		return 1
 	}
@@ -82,7 +95,18 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Second)
 	defer cancel()
-	a, err := Dial(ctx, strings.Split(*zkFlag, ","), AdminOptions{Root: *root, ConnectTimeout: *timeout})
+	ao := AdminOptions{Root: *root, ConnectTimeout: *timeout}
+	if *authUser != "" || *authPass != "" {
+		if *authUser == "" || !isCredRef(*authPass) {
+			return fail(errors.New(`-auth-user and -auth-password go together, and the password must be a credential reference like "${cred:zk-dbus}" (never a literal on the command line)`))
+		}
+		creds, err := LoadCredentials(*credFile)
+		if err != nil {
+			return fail(err)
+		}
+		ao.Auth, ao.Credentials = &AuthConfig{User: *authUser, Password: *authPass}, creds
+	}
+	a, err := Dial(ctx, strings.Split(*zkFlag, ","), ao)
 	if err != nil {
 		return fail(err)
 	}

@@ -111,3 +111,29 @@ outputs:
 		}
 	}
 }
+
+// TestClusterCLIAuth: with cluster.auth set on the members (digest auth,
+// creator-only ACLs), dbc without credentials is refused with a hint, and
+// dbc -auth-user -auth-password '${cred:NAME}' reads the cluster.
+func TestClusterCLIAuth(t *testing.T) {
+	h := newHarness(t)
+	t.Setenv("DBUS_CRED_ZK_DBUS_CLI", "s3cret")
+	ca := h.config("a")
+	ca.Auth = &AuthConfig{User: "dbus", Password: "${cred:zk-dbus-cli}"}
+	h.start(ca, Options{})
+	zk := strings.Join(h.zk, ",")
+	run := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := RunCLI(append([]string{"-zk", zk}, args...), &out, &errb)
+		return out.String() + errb.String(), code
+	}
+	if out, code := run("members", "-cluster", h.cluster); code == 0 || !strings.Contains(out, "-auth-user") {
+		t.Fatalf("dbc members without auth: code %d, output:\n%s", code, out)
+	}
+	if out, code := run("-auth-user", "dbus", "-auth-password", "s3cret", "members", "-cluster", h.cluster); code == 0 || !strings.Contains(out, "credential reference") {
+		t.Fatalf("a literal password was accepted: code %d, output:\n%s", code, out)
+	}
+	if out, code := run("-auth-user", "dbus", "-auth-password", "${cred:zk-dbus-cli}", "members", "-cluster", h.cluster); code != 0 || !strings.Contains(out, "\na ") {
+		t.Fatalf("dbc members with auth: code %d, output:\n%s", code, out)
+	}
+}
