@@ -208,6 +208,44 @@ func (a *Admin) AddResource(cluster string, spec ResourceSpec) error {
 // PerResource fields of every registered distributed input are checked
 // for duplicates).
 func (a *Admin) checkPerResource(p paths, spec ResourceSpec, class string) error {
+	check, err := a.perResourceKeys(spec, class)
+	if err != nil || len(check) == 0 {
+		return err
+	}
+	ids, _, err := a.s.conn.Children(p.resources())
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	for _, id := range ids {
+		var other ResourceSpec
+		if _, err := a.s.getJSON(p.resource(id), &other); err != nil || id == spec.ID {
+			continue
+		}
+		other.ID = id
+		if err := samePerResource(spec, other, check); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// samePerResource fails when other (of the same input) uses one of
+// spec's values of the keys check.
+func samePerResource(spec, other ResourceSpec, check []string) error {
+	if other.Input != spec.Input {
+		return nil
+	}
+	for _, n := range check {
+		if v, ok := other.Config[n]; ok && fmt.Sprint(v) == fmt.Sprint(spec.Config[n]) {
+			return fmt.Errorf("resource %s: %s %v is already used by resource %s of input %q: every resource needs its own value", spec.ID, n, spec.Config[n], other.ID, spec.Input)
+		}
+	}
+	return nil
+}
+
+// perResourceKeys returns the PerResource keys spec sets (see
+// checkPerResource), failing when the class is known and spec lacks one.
+func (a *Admin) perResourceKeys(spec ResourceSpec, class string) ([]string, error) {
 	var names []string
 	reg := a.registry()
 	if s, ok := reg.Lookup(class); class != "" && ok {
@@ -216,7 +254,7 @@ func (a *Admin) checkPerResource(p paths, spec ResourceSpec, class string) error
 				continue
 			}
 			if _, set := spec.Config[f.Name]; !set {
-				return fmt.Errorf("resource %s: input %q (class %s): set %q in the resource's config: every resource needs its own value", spec.ID, spec.Input, class, f.Name)
+				return nil, fmt.Errorf("resource %s: input %q (class %s): set %q in the resource's config: every resource needs its own value", spec.ID, spec.Input, class, f.Name)
 			}
 			names = append(names, f.Name)
 		}
@@ -237,25 +275,82 @@ func (a *Admin) checkPerResource(p paths, spec ResourceSpec, class string) error
 			check = append(check, n)
 		}
 	}
-	if len(check) == 0 {
-		return nil
+	return check, nil
+}
+
+// AddResources registers many resources at once (dbc resources add
+// -file): each is checked as AddResource checks it, and against the
+// others of the batch; then they are created in multis of at most 500
+// znodes (each multi all or nothing). It returns how many were created.
+// One session and a few requests instead of a dbc run per resource.
+func (a *Admin) AddResources(cluster string, specs []ResourceSpec) (int, error) {
+	p, err := a.paths(cluster)
+	if err != nil {
+		return 0, err
 	}
-	ids, _, err := a.s.conn.Children(p.resources())
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
-		return err
-	}
-	for _, id := range ids {
-		var other ResourceSpec
-		if _, err := a.s.getJSON(p.resource(id), &other); err != nil || other.Input != spec.Input || id == spec.ID {
+	seen := map[string]bool{}
+	var errs []error
+	for i, spec := range specs {
+		if !ValidName(spec.ID) {
+			errs = append(errs, fmt.Errorf("resource id %q: use letters, digits, '.', '_' or '-' (it becomes a znode name)", spec.ID))
 			continue
 		}
-		for _, n := range check {
-			if v, ok := other.Config[n]; ok && fmt.Sprint(v) == fmt.Sprint(spec.Config[n]) {
-				return fmt.Errorf("resource %s: %s %v is already used by resource %s of input %q: every resource needs its own value", spec.ID, n, spec.Config[n], id, spec.Input)
+		if seen[spec.ID] {
+			errs = append(errs, fmt.Errorf("resource %s: listed twice", spec.ID))
+			continue
+		}
+		seen[spec.ID] = true
+		if spec.Input == "" {
+			errs = append(errs, fmt.Errorf("resource %s: input is required (the name of a distributed input in the pipeline config)", spec.ID))
+			continue
+		}
+		class, err := a.checkInput(p, spec)
+		if err == nil {
+			if err = CheckNoSecrets(spec.Config, secretSpecs(a.registry(), class)...); err != nil {
+				err = fmt.Errorf("resource %s: %w", spec.ID, err)
 			}
 		}
+		if err == nil {
+			err = a.checkPerResource(p, spec, class)
+		}
+		if err == nil {
+			var check []string
+			if check, err = a.perResourceKeys(spec, class); err == nil {
+				for _, other := range specs[:i] {
+					if err = samePerResource(spec, other, check); err != nil {
+						break
+					}
+				}
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	if err := a.s.ensure(p.layout()...); err != nil {
+		return 0, err
+	}
+	created := 0
+	for len(specs) > 0 {
+		n := min(len(specs), maxMultiOps)
+		var ops []any
+		for _, spec := range specs[:n] {
+			ops = append(ops, &zk.CreateRequest{Path: p.resource(spec.ID), Data: mustJSON(spec), Acl: a.s.acl})
+		}
+		resps, err := a.s.conn.Multi(ops...)
+		if i, err := multiErr(resps, err); err != nil {
+			if i >= 0 && errors.Is(err, zk.ErrNodeExists) {
+				return created, fmt.Errorf("resource %s already exists in cluster %s (remove it first); %d of %d created", specs[i].ID, cluster, created, created+len(specs))
+			}
+			return created, fmt.Errorf("create resources: %w; %d created", err, created)
+		}
+		created += n
+		specs = specs[n:]
+	}
+	return created, nil
 }
 
 // registry returns the registry whose specs say which fields are secret:

@@ -23,6 +23,7 @@ commands:
   members   -cluster C                       live members (leader marked, weight, resources)
   resources -cluster C                       resources with owner, epoch and checkpoint lag
   resources add -cluster C -id ID -input NAME [-config '{"k":"v"}']
+  resources add -cluster C -file F.json      many at once: [{"id", "input", "config"}, ...]
   resources remove -cluster C -id ID [-purge]
   rebalance -cluster C                       ask the leader to recompute the assignment
   checkpoints -cluster C                     every resource's checkpoint
@@ -184,6 +185,23 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	case "resources add":
+		if *file != "" {
+			// Bulk: a JSON array of {"id", "input", "config"}.
+			data, err := os.ReadFile(*file)
+			if err != nil {
+				return fail(err)
+			}
+			var specs []ResourceSpec
+			if err := json.Unmarshal(data, &specs); err != nil {
+				return fail(fmt.Errorf("%s: want a JSON array of {\"id\", \"input\", \"config\"}: %v", *file, err))
+			}
+			n, err := a.AddResources(*cluster, specs)
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(stdout, "%d resources added to cluster %s\n", n, *cluster)
+			break
+		}
 		spec := ResourceSpec{ID: *id, Input: *input}
 		if *conf != "" {
 			if err := json.Unmarshal([]byte(*conf), &spec.Config); err != nil {
