@@ -78,6 +78,10 @@ type PluginConfig struct {
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 	DeadLetter      string
+	// DeadLetterAfter, when set, sends packets whose retryable failure
+	// lasted this long to the dead-letter output; 0 (the default) retries
+	// them until they succeed or an operator acts.
+	DeadLetterAfter time.Duration
 	Batch           int
 }
 
@@ -98,7 +102,7 @@ func (e *ConfigError) Error() string {
 // reservedKeys are per-plugin keys the engine owns.
 var reservedKeys = map[string]bool{
 	"name": true, "class": true, "match": true, "pool": true, "pool_bytes": true, "window": true,
-	"in_flight": true, "retries": true, "retry_backoff": true, "retry_backoff_max": true, "dead_letter": true, "batch": true,
+	"in_flight": true, "retries": true, "retry_backoff": true, "retry_backoff_max": true, "dead_letter": true, "dead_letter_after": true, "batch": true,
 	"disabled": true,
 }
 
@@ -405,6 +409,9 @@ func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 				continue
 			case "retry_backoff":
 				pc.RetryBackoff = p.durRange(v, where(key), time.Millisecond, time.Hour)
+				continue
+			case "dead_letter_after":
+				pc.DeadLetterAfter = p.durRange(v, where(key), time.Millisecond, 365*24*time.Hour)
 				continue
 			case "retry_backoff_max":
 				pc.RetryBackoffMax = p.durRange(v, where(key), time.Millisecond, time.Hour)

@@ -114,35 +114,59 @@ outputs:
 	}
 }
 
+// TestEngineDeadLetterReceivesFailedPackets: the one failure rule.
+// Permanent failures go to the dead-letter output at once (no retry);
+// retryable ones are retried until they succeed and never dead-lettered,
+// unless dead_letter_after is set and they lasted that long.
 func TestEngineDeadLetterReceivesFailedPackets(t *testing.T) {
-	dlq := mock.NewRecorder()
-	reg := testRegistry(t, map[string]*mock.Recorder{"Dlq": dlq})
-	store := engine.NewMemoryStore()
 	const n = 4000
-	e, err := run(t, reg, fmt.Sprintf(`
+	cases := []struct {
+		name, output string
+		n            int
+		wantDLQ      int
+		noRetries    bool
+	}{
+		{"permanent-at-once", "fail_ratio: 0.1, fail_permanent: true, retries: 5", n, n / 10, true},
+		{"retryable-never", "fail_ratio: 0.1, retries: 0", n, 0, false},
+		{"retryable-after-dead_letter_after", "fail_first: 1000000, retries: 0, dead_letter_after: 50ms", 300, 300, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dlq := mock.NewRecorder()
+			reg := testRegistry(t, map[string]*mock.Recorder{"Dlq": dlq})
+			store := engine.NewMemoryStore()
+			e, err := run(t, reg, fmt.Sprintf(`
 inputs:
   - {name: gen, class: MockInput, count: %d, payload: 16}
 outputs:
-  - {name: flaky, class: MockOutput, fail_ratio: 0.1, retries: 0, retry_backoff: 1ms, dead_letter: dlq, match: gen}
+  - {name: flaky, class: MockOutput, %s, retry_backoff: 1ms, retry_backoff_max: 5ms, dead_letter: dlq, match: gen}
   - {name: dlq, class: Dlq}
-`, n), store, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stat(t, e, "flaky")
-	if st.Out+uint64(dlq.Len()) != n {
-		t.Fatalf("delivered %d + dead-lettered %d != %d", st.Out, dlq.Len(), n)
-	}
-	if dlq.Len() != n/10 || st.DeadLettered != n/10 {
-		t.Fatalf("dead-lettered %d (stat %d), want %d", dlq.Len(), st.DeadLettered, n/10)
-	}
-	for _, a := range dlq.Attrs() {
-		if !strings.Contains(a["dbus_error"], "injected") || a["dbus_failed_at"] != "flaky" {
-			t.Fatalf("dead-lettered packet lacks its reason: %v", a)
-		}
-	}
-	if cp, _, _ := store.Load("gen"); cp.Offset != n {
-		t.Fatalf("checkpoint %d, want %d", cp.Offset, n)
+`, tc.n, tc.output), store, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := stat(t, e, "flaky")
+			if st.Out+uint64(dlq.Len()) != uint64(tc.n) {
+				t.Fatalf("delivered %d + dead-lettered %d != %d", st.Out, dlq.Len(), tc.n)
+			}
+			if dlq.Len() != tc.wantDLQ || st.DeadLettered != uint64(tc.wantDLQ) {
+				t.Fatalf("dead-lettered %d (stat %d), want %d", dlq.Len(), st.DeadLettered, tc.wantDLQ)
+			}
+			if tc.noRetries && st.Retries != 0 {
+				t.Fatalf("%d retries of permanent failures", st.Retries)
+			}
+			if st.Held != 0 {
+				t.Fatalf("%d packets still counted as held", st.Held)
+			}
+			for _, a := range dlq.Attrs() {
+				if !strings.Contains(a["dbus_error"], "injected") || a["dbus_failed_at"] != "flaky" {
+					t.Fatalf("dead-lettered packet lacks its reason: %v", a)
+				}
+			}
+			if cp, _, _ := store.Load("gen"); cp.Offset != int64(tc.n) {
+				t.Fatalf("checkpoint %d, want %d", cp.Offset, tc.n)
+			}
+		})
 	}
 }
 
@@ -643,7 +667,7 @@ inputs:
 filters:
   - {name: f, class: MockFilter, match: gen, drop_ratio: 0.1}
 outputs:
-  - {name: sink, class: MockOutput, fail_ratio: 0.01, retries: 0, retry_backoff: 1ms, dead_letter: dlq, match: f}
+  - {name: sink, class: MockOutput, fail_ratio: 0.01, fail_permanent: true, retries: 0, retry_backoff: 1ms, dead_letter: dlq, match: f}
   - {name: dlq, class: Dlq}
 `, n), store, 30*time.Second)
 	if err != nil {

@@ -226,16 +226,27 @@ func (or *outputRunner) deliver(batch []*pack.Packet) {
 	or.deliverWith(batch, or.write)
 }
 
-// deliverWith sends batch with try until the sink accepts it, retrying
-// what failed with backoff; after the retry budget failed packets go to
-// the dead-letter output, or, with none, are held: retried until they
-// succeed or the engine stops hard (their source position is not
-// committed past them). Packets whose error is Permanent skip the budget
-// (split). On a hard stop the remaining packets stay unacked.
+// deliverWith sends batch with try until the sink accepts it. The one
+// failure rule (README "Delivery rules"):
+//   - a permanent failure (engine.Permanent: retrying cannot fix it) goes
+//     to the dead-letter output at once (split); with none it is held;
+//   - a retryable failure is retried with backoff (capped by
+//     retry_backoff_max) until it succeeds: after `retries` attempts the
+//     packets count as held (logged, dbus_output_held_packets, the input's
+//     checkpoint does not pass them) and retrying goes on. Only with
+//     dead_letter_after set, a retryable failure that lasted that long goes
+//     to the dead-letter output.
+//
+// On a hard stop the remaining packets stay unacked.
 func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packet) error) {
 	e := or.e
 	backoff := or.n.pc.RetryBackoff
-	held := false
+	heldN := 0 // packets of batch counted in stats.held
+	setHeld := func(n int) {
+		or.stats.held.Add(uint64(n - heldN)) // two's complement: also subtracts
+		heldN = n
+	}
+	var failingSince time.Time
 	for attempt := 0; len(batch) > 0; attempt++ {
 		if attempt > 0 {
 			or.stats.retries.Add(1)
@@ -247,9 +258,9 @@ func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packe
 		err := try(batch)
 		if err == nil {
 			or.ack(batch)
-			if held {
-				or.stats.held.Add(^uint64(len(batch) - 1))
+			if heldN > 0 {
 				e.log.Info("held packets delivered", "output", or.n.name(), "packets", len(batch))
+				setHeld(0)
 			}
 			return
 		}
@@ -259,24 +270,38 @@ func (or *outputRunner) deliverWith(batch []*pack.Packet, try func([]*pack.Packe
 		}
 		or.stats.setErr(err)
 		batch, err = or.split(batch, err)
+		if heldN > 0 {
+			setHeld(len(batch)) // permanent failures left for the dead-letter output
+		}
 		if len(batch) == 0 {
 			return
 		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
 		switch {
-		case attempt < or.n.pc.Retries:
-			e.log.Warn("output write failed: retrying", "output", or.n.name(), "attempt", attempt+1, "packets", len(batch), "err", err)
-		case or.dlq != nil:
-			or.stats.failed.Add(uint64(len(batch)))
+		case or.dlq != nil && or.n.pc.DeadLetterAfter > 0 && time.Since(failingSince) >= or.n.pc.DeadLetterAfter:
+			e.log.Warn("output failing longer than dead_letter_after: dead-lettering", "output", or.n.name(),
+				"packets", len(batch), "failing_for", time.Since(failingSince).Round(time.Millisecond), "err", err)
+			if heldN == 0 {
+				or.stats.failed.Add(uint64(len(batch)))
+			}
+			setHeld(0)
 			for _, p := range batch {
 				deadLetter(e, e.hardCtx, or.n, or.dlq, or.stats, p, err)
 			}
 			return
-		case !held:
-			held = true
+		case attempt < or.n.pc.Retries:
+			e.log.Warn("output write failed: retrying", "output", or.n.name(), "attempt", attempt+1, "packets", len(batch), "err", err)
+		case heldN == 0:
 			or.stats.failed.Add(uint64(len(batch)))
-			or.stats.held.Add(uint64(len(batch)))
-			e.log.Error("output keeps failing and has no dead_letter: holding packets and retrying; the input's checkpoint will not advance past them",
-				"output", or.n.name(), "packets", len(batch), "err", err)
+			setHeld(len(batch))
+			hint := "set dead_letter_after to dead-letter retryable failures after a time"
+			if IsPermanent(err) {
+				hint = "the failure is permanent: configure a dead_letter output"
+			}
+			e.log.Error("output keeps failing: holding packets and retrying with backoff; the input's checkpoint will not advance past them",
+				"output", or.n.name(), "packets", len(batch), "err", err, "hint", hint)
 		}
 	}
 }

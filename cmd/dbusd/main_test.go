@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/internal/testenv"
 )
 
@@ -437,5 +438,39 @@ outputs:
 	}
 	if !strings.Contains(errb.String(), "c.yaml:6") {
 		t.Fatalf("the error does not name the line:\n%s", errb.String())
+	}
+}
+
+// TestEngineEtcSamplesDeadLettersAreDurable: every dead_letter output a
+// sample names keeps what it receives (a file or a broker), never a
+// discarding test sink: a dead letter is data the pipeline accepted.
+func TestEngineEtcSamplesDeadLettersAreDurable(t *testing.T) {
+	files, _ := filepath.Glob("../../etc/*.yaml")
+	discarding := map[string]bool{"MockOutput": true}
+	seen := 0
+	for _, f := range files {
+		if filepath.Base(f) == "prometheus-alerts.yaml" {
+			continue
+		}
+		cfg, err := engine.LoadFile(f, engine.Default)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		byName := map[string]*engine.PluginConfig{}
+		for _, pc := range cfg.Plugins {
+			byName[pc.Name] = pc
+		}
+		for _, pc := range cfg.Plugins {
+			if pc.DeadLetter == "" {
+				continue
+			}
+			seen++
+			if d := byName[pc.DeadLetter]; d == nil || discarding[d.Class] {
+				t.Errorf("%s: %s sends dead letters to %s, which discards them", filepath.Base(f), pc.Name, pc.DeadLetter)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no sample has a dead_letter output")
 	}
 }

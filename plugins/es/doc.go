@@ -11,11 +11,10 @@
 //  2. Per-item failures come back as a *engine.BatchError: items failed
 //     with 429 or 5xx are retryable (the engine retries only them, with
 //     backoff); other 4xx failures (mapping errors, bad documents) are
-//     permanent: their error wraps ErrPermanent, and they are meant for the
-//     dead-letter output. Until the engine routes permanent errors straight
-//     to dead_letter, it retries them `retries` times first (the result is
-//     the same; only slower). A whole request refused with 429/5xx or a
-//     transport error fails the whole batch (retryable).
+//     permanent: their error is engine.Permanent (and wraps ErrPermanent),
+//     so the engine sends them to the dead-letter output at once. A whole
+//     request refused with 429/5xx or a transport error fails the whole
+//     batch (retryable: retried until it succeeds).
 //  3. Document ids derive from the source position, so replaying the same
 //     source indexes the same ids again instead of duplicating documents:
 //     id = 16 hex digits of a 64-bit hash of (the id_attrs values, e.g.

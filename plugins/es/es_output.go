@@ -22,13 +22,14 @@ import (
 	"github.com/dbus-project/dbus/pack"
 )
 
-// ErrPermanent marks item failures that retrying cannot fix (mapping
-// errors, malformed documents): route them to the dead-letter output.
-// Proposed to become engine.ErrPermanent.
+// ErrPermanent is the cause of item failures that retrying cannot fix
+// (mapping errors, malformed documents, other 4xx): their errors are
+// engine.Permanent (the engine dead-letters them at once) and wrap
+// ErrPermanent, so errors.Is(err, ErrPermanent) holds too.
 var ErrPermanent = errors.New("permanent failure")
 
-// errPermanent is the local name used in this package.
-var errPermanent = ErrPermanent
+// errPermanent is what a permanent ItemError unwraps to.
+var errPermanent = engine.Permanent(ErrPermanent)
 
 // ItemError is one failed bulk item.
 type ItemError struct {
@@ -43,7 +44,8 @@ func (e *ItemError) Error() string {
 	return fmt.Sprintf("elasticsearch bulk item %s/%s: status %d: %s", e.Index, e.ID, e.Status, e.Reason)
 }
 
-// Unwrap lets errors.Is(err, ErrPermanent) classify the failure.
+// Unwrap lets engine.IsPermanent and errors.Is(err, ErrPermanent)
+// classify the failure.
 func (e *ItemError) Unwrap() error {
 	if e.perm {
 		return errPermanent

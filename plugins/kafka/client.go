@@ -276,16 +276,10 @@ var (
 	errBadTopic       = errors.New("invalid topic")
 )
 
-// permanentError marks a failure that retrying cannot fix; Unwrap keeps the
-// cause visible to errors.Is.
-type permanentError struct{ err error }
+// Permanent reports whether err was classified as not retryable: this
+// package marks such failures with engine.Permanent (the one vocabulary
+// the engine acts on: dead-letter at once instead of retrying).
+func Permanent(err error) bool { return engine.IsPermanent(err) }
 
-func (e *permanentError) Error() string { return e.err.Error() + " (not retryable)" }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// Permanent reports whether err was classified as not retryable by this
-// package.
-func Permanent(err error) bool {
-	var pe *permanentError
-	return errors.As(err, &pe)
-}
+// permanent marks err as not retryable, saying so in its text.
+func permanent(err error) error { return engine.Permanent(fmt.Errorf("%w (not retryable)", err)) }

@@ -541,10 +541,10 @@ func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
 	} else {
 		o.tbuf, err = o.topic.render(o.tbuf[:0], p)
 		if err != nil {
-			return false, &permanentError{err}
+			return false, permanent(err)
 		}
 		if err := validTopic(o.tbuf); err != nil {
-			return false, &permanentError{fmt.Errorf("%w: template %q rendered %w", errBadTopic, o.topic.src, err)}
+			return false, permanent(fmt.Errorf("%w: template %q rendered %w", errBadTopic, o.topic.src, err))
 		}
 		r.Topic = o.intern.get(o.tbuf)
 	}
@@ -565,11 +565,11 @@ func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
 		r.Partition = o.fixedPart
 	case partAttr:
 		if partA == nil {
-			return false, &permanentError{fmt.Errorf("partitioner attr: %w %q", errMissingAttr, o.partAttr)}
+			return false, permanent(fmt.Errorf("partitioner attr: %w %q", errMissingAttr, o.partAttr))
 		}
 		v, ok := partA.Int()
 		if !ok || v < 0 || v > 1<<31-1 {
-			return false, &permanentError{fmt.Errorf("partitioner attr: attribute %q is not a partition number", o.partAttr)}
+			return false, permanent(fmt.Errorf("partitioner attr: attribute %q is not a partition number", o.partAttr))
 		}
 		r.Partition = int32(v)
 	}
@@ -580,7 +580,7 @@ func (o *Output) build(r *kgo.Record, p *pack.Packet) (skip bool, err error) {
 	}
 	if size > o.maxRecord {
 		o.tooLarge.Add(1)
-		return false, &permanentError{fmt.Errorf("%w: %d bytes for topic %s > %d", errRecordTooLarge, size, r.Topic, o.maxRecord)}
+		return false, permanent(fmt.Errorf("%w: %d bytes for topic %s > %d", errRecordTooLarge, size, r.Topic, o.maxRecord))
 	}
 	return false, nil
 }
@@ -626,7 +626,7 @@ func (b *batchState) onPromise(r *kgo.Record, err error) {
 		sc := r.Context.(*slotCtx)
 		o := b.o
 		if !isRetryable(err) {
-			err = &permanentError{err}
+			err = permanent(err)
 		}
 		b.errs[sc.i] = fmt.Errorf("kafka output %s: produce to %s[%d]: %w%s", o.name, r.Topic, r.Partition, err, o.cc.aclHint(err, kmsg.ACLOperationWrite, r.Topic))
 		b.failed.Store(true)

@@ -16,12 +16,16 @@ type Output struct {
 	latency   time.Duration
 	failEvery uint64
 	failFirst int64
+	failErr   error // what injected failures return
 	n         uint64
 	writes    int64
 }
 
 func newOutput(c *engine.Conf) (engine.Output, error) {
-	o := &Output{latency: c.Duration("latency"), failFirst: c.Int("fail_first")}
+	o := &Output{latency: c.Duration("latency"), failFirst: c.Int("fail_first"), failErr: ErrInjected}
+	if c.Bool("fail_permanent") {
+		o.failErr = engine.Permanent(ErrInjected)
+	}
 	if r := c.Float("fail_ratio"); r > 0 {
 		o.failEvery = uint64(1/r + 0.5)
 		if o.failEvery == 0 {
@@ -51,7 +55,7 @@ func (o *Output) Write(ctx context.Context, batch []*pack.Packet) error {
 	}
 	o.writes++
 	if o.writes <= o.failFirst {
-		return ErrInjected
+		return o.failErr
 	}
 	if o.failEvery == 0 {
 		return nil
@@ -63,7 +67,7 @@ func (o *Output) Write(ctx context.Context, batch []*pack.Packet) error {
 			if be == nil {
 				be = &engine.BatchError{Errs: make([]error, len(batch))}
 			}
-			be.Errs[i] = ErrInjected
+			be.Errs[i] = o.failErr
 		}
 	}
 	if be != nil {

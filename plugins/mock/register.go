@@ -40,6 +40,7 @@ func Register(reg *engine.Registry) {
 			{Name: "latency", Type: engine.TypeDuration, Default: time.Duration(0), Doc: "Delay before each batch is acked."},
 			{Name: "fail_ratio", Type: engine.TypeFloat, Default: 0.0, HasRange: true, Min: 0, Max: 1, Doc: "Fraction of packets whose write fails (deterministic)."},
 			{Name: "fail_first", Type: engine.TypeInt, Default: int64(0), HasRange: true, Min: 0, Max: 1 << 30, Doc: "Fail the first N writes entirely."},
+			{Name: "fail_permanent", Type: engine.TypeBool, Default: false, Doc: "Injected failures are permanent (engine.Permanent: dead-lettered at once) instead of retryable."},
 		},
 		NewOutput: newOutput,
 	})
