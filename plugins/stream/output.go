@@ -2,13 +2,16 @@ package stream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
@@ -16,9 +19,10 @@ import (
 
 // Output writes one line per packet.
 type Output struct {
-	path   string
-	format string
-	sync   bool
+	path    string
+	format  string
+	framing string // raw format: line or length
+	sync    bool
 
 	mu  sync.Mutex
 	f   *os.File
@@ -28,7 +32,11 @@ type Output struct {
 }
 
 func newOutput(c *engine.Conf) (engine.Output, error) {
-	return &Output{path: c.String("path"), format: c.String("format"), sync: c.Bool("sync")}, nil
+	o := &Output{path: c.String("path"), format: c.String("format"), framing: c.String("framing"), sync: c.Bool("sync")}
+	if o.framing == "length" && o.format != "raw" {
+		return nil, c.Errorf("framing", "framing: length applies to format: raw (format: json frames every packet as one line)")
+	}
+	return o, nil
 }
 
 // Start opens the file.
@@ -55,10 +63,24 @@ func (o *Output) Write(_ context.Context, batch []*pack.Packet) error {
 			return err
 		}
 	}
-	for _, p := range batch {
-		if o.format == "json" {
+	var be *engine.BatchError
+	for i, p := range batch {
+		switch {
+		case o.format == "json":
 			o.buf = appendJSON(o.buf[:0], p)
-		} else {
+		case o.framing == "length":
+			// A 4-byte big-endian length, then the payload: any bytes.
+			o.buf = binary.BigEndian.AppendUint32(o.buf[:0], uint32(len(p.Payload)))
+			o.buf = append(o.buf, p.Payload...)
+		default:
+			if bytes.IndexByte(p.Payload, '\n') >= 0 {
+				// A line cannot hold it: never write a corrupt record.
+				if be == nil {
+					be = &engine.BatchError{Errs: make([]error, len(batch))}
+				}
+				be.Errs[i] = engine.Permanent(fmt.Errorf("stream output %s: payload of %d bytes contains a newline: one line per packet cannot hold it (use framing: length or format: json)", o.path, len(p.Payload)))
+				continue
+			}
 			o.buf = append(append(o.buf[:0], p.Payload...), '\n')
 		}
 		if _, err := o.w.Write(o.buf); err != nil {
@@ -73,17 +95,23 @@ func (o *Output) Write(_ context.Context, batch []*pack.Packet) error {
 			return fmt.Errorf("stream output %s: fsync: %w", o.path, err)
 		}
 	}
+	if be != nil {
+		return be
+	}
 	return nil
 }
 
-// appendJSON renders a packet as one JSON object: payload (as a string),
-// key, ts, and attributes.
+// appendJSON renders a packet as one JSON object: payload, key, ts and
+// attributes. Bytes that are valid UTF-8 are JSON strings ("payload",
+// "key", attribute values); others are base64 under a name ending in _b64
+// ("payload_b64", "key_b64", an attribute as {"b64": "..."}), so binary
+// data (Avro, Protobuf) round-trips exactly.
 func appendJSON(dst []byte, p *pack.Packet) []byte {
-	dst = append(dst, `{"payload":`...)
-	dst = appendJSONString(dst, p.Payload)
+	dst = append(dst, '{')
+	dst = appendBytesField(dst, "payload", p.Payload)
 	if len(p.Key) > 0 {
-		dst = append(dst, `,"key":`...)
-		dst = appendJSONString(dst, p.Key)
+		dst = append(dst, ',')
+		dst = appendBytesField(dst, "key", p.Key)
 	}
 	if p.Ts != 0 {
 		dst = append(dst, `,"ts":`...)
@@ -98,9 +126,13 @@ func appendJSON(dst []byte, p *pack.Packet) []byte {
 			}
 			dst = appendJSONString(dst, a.K)
 			dst = append(dst, ':')
-			switch a.Kind {
-			case pack.KindString:
+			switch {
+			case a.Kind == pack.KindString && utf8.Valid(a.B):
 				dst = appendJSONString(dst, a.B)
+			case a.Kind == pack.KindString:
+				dst = append(dst, `{"b64":"`...)
+				dst = base64.StdEncoding.AppendEncode(dst, a.B)
+				dst = append(dst, `"}`...)
 			default:
 				dst = a.AppendText(dst)
 			}
@@ -110,9 +142,47 @@ func appendJSON(dst []byte, p *pack.Packet) []byte {
 	return append(dst, '}', '\n')
 }
 
+// appendBytesField writes "name":"text" for valid UTF-8, else
+// "name_b64":"base64".
+func appendBytesField(dst []byte, name string, b []byte) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	if !utf8.Valid(b) {
+		dst = append(dst, `_b64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, b)
+		return append(dst, '"')
+	}
+	dst = append(dst, `":`...)
+	return appendJSONString(dst, b)
+}
+
+// appendJSONString appends valid UTF-8 s as a JSON string.
 func appendJSONString(dst, s []byte) []byte {
-	b, _ := json.Marshal(string(s))
-	return append(dst, b...)
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // Close flushes and closes the file.

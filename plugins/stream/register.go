@@ -22,7 +22,8 @@ func Register(reg *engine.Registry) {
 		Summary: "One line per packet to stdout or a file (appended); a batch is acked once written and flushed (fsynced with sync).",
 		Fields: []engine.Field{
 			{Name: "path", Type: engine.TypeString, Default: "-", Path: true, Writes: engine.WritesFile, Doc: "File to append to; - for stdout."},
-			{Name: "format", Type: engine.TypeString, Default: "raw", Enum: []string{"raw", "json"}, Doc: "raw: the payload; json: payload, key, ts and attributes as a JSON object."},
+			{Name: "format", Type: engine.TypeString, Default: "raw", Enum: []string{"raw", "json"}, Doc: "raw: the payload; json: payload, key, ts and attributes as a JSON object per line (bytes that are not UTF-8 as base64 in payload_b64, key_b64, {\"b64\": ...})."},
+			{Name: "framing", Type: engine.TypeString, Default: "line", Enum: []string{"line", "length"}, Doc: "raw format: line (payload + newline; a payload containing a newline fails, permanently) or length (4-byte big-endian length + payload: any bytes)."},
 			{Name: "sync", Type: engine.TypeBool, Default: false, Doc: "fsync the file before acking each batch."},
 		},
 		NewOutput: newOutput,
