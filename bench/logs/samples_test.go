@@ -12,6 +12,7 @@ import (
 	"github.com/dbus-project/dbus/plugins/file"
 	"github.com/dbus-project/dbus/plugins/mock"
 	"github.com/dbus-project/dbus/plugins/parse"
+	"github.com/dbus-project/dbus/plugins/stream"
 	"github.com/dbus-project/dbus/plugins/window"
 )
 
@@ -19,7 +20,7 @@ import (
 // are valid configs (as dbusd -t would).
 func TestLogsSamplesParse(t *testing.T) {
 	reg := engine.NewRegistry()
-	for _, r := range []func(*engine.Registry){mock.Register, file.Register, parse.Register, decorate.Register, window.Register, cardinality.Register, aggregate.Register, es.Register} {
+	for _, r := range []func(*engine.Registry){mock.Register, file.Register, parse.Register, decorate.Register, window.Register, cardinality.Register, aggregate.Register, es.Register, stream.Register} {
 		r(reg)
 	}
 	for _, f := range []string{"../../etc/access-log-to-es.yaml", "../../etc/replay.yaml"} {
