@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dbus-project/dbus/engine"
 	"gopkg.in/yaml.v3"
 )
 
@@ -61,4 +62,33 @@ func TestClusterCheckCredentialRefs(t *testing.T) {
 	if err := CheckCredentialRefs("m.yaml", raw, cc); err != nil {
 		t.Fatalf("credential set in the environment: %v", err)
 	}
+}
+
+// TestClusterResourceLargeIntegers: a resource config's numbers come from
+// JSON (float64); a large one (a binlog start_pos) must reach an int
+// field as an integer, not as 1.162267e+06 (found by
+// TestClusterProcessBinlogKill).
+func TestClusterResourceLargeIntegers(t *testing.T) {
+	h := &harness{t: t, reg: testRegistry()}
+	cfg, err := engineParse(h, pipelineYAML("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewEngineRunner(cfg, h.reg, nil, nil)
+	c, err := r.Config(ResourceSpec{ID: "r", Input: "src", Config: map[string]any{"rate": float64(1162267), "resource": "r"}})
+	if err != nil {
+		t.Fatalf("a large integer from JSON: %v", err)
+	}
+	for _, pc := range c.Plugins {
+		if pc.Name == "src" && pc.Conf.Int("rate") != 1162267 {
+			t.Fatalf("rate %d, want 1162267", pc.Conf.Int("rate"))
+		}
+	}
+	if _, err := r.Config(ResourceSpec{ID: "r", Input: "src", Config: map[string]any{"rate": 1.5}}); err == nil {
+		t.Fatalf("a fractional value for an int field was accepted")
+	}
+}
+
+func engineParse(h *harness, y string) (*engine.Config, error) {
+	return engine.Parse("test.yaml", []byte(y), h.reg)
 }

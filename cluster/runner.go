@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -335,7 +336,7 @@ func mergeInto(m *yaml.Node, over map[string]any) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		var v yaml.Node
-		if err := v.Encode(over[k]); err != nil {
+		if err := v.Encode(integral(over[k])); err != nil {
 			return fmt.Errorf("resource config key %q: %v", k, err)
 		}
 		if old := mapGet(m, k); old != nil {
@@ -345,6 +346,31 @@ func mergeInto(m *yaml.Node, over map[string]any) error {
 		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, &v)
 	}
 	return nil
+}
+
+// integral turns whole float64 values (JSON numbers of a resource
+// config) into int64, recursively: YAML would write 1162267 as
+// 1.162267e+06, which an int field refuses.
+func integral(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x)
+		}
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = integral(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = integral(e)
+		}
+		return out
+	}
+	return v
 }
 
 // pruneMatch drops match patterns that select nothing kept.
