@@ -54,7 +54,7 @@ func outputFields() []engine.Field {
 		engine.Field{Name: "batch_bytes", Type: engine.TypeSize, HasRange: true, Min: 1024, Max: 1 << 30, Doc: "Maximum bytes of one record batch (default 1MiB; keep it under the broker's message.max.bytes)."},
 		engine.Field{Name: "record_retries", Type: engine.TypeInt, Default: int64(3), HasRange: true, Min: -1, Max: 1 << 30, Doc: "Tries per record inside the client (-1: unlimited); after them the engine's retries / dead_letter apply. Named apart from the engine's own retries key."},
 		engine.Field{Name: "record_retry_backoff", Type: engine.TypeDuration, Default: 350 * time.Millisecond, Doc: "Backoff between the client's tries."},
-		engine.Field{Name: "delivery_timeout", Type: engine.TypeDuration, Default: time.Duration(0), Doc: "Fail records not delivered within this time (0: no limit)."},
+		engine.Field{Name: "delivery_timeout", Type: engine.TypeDuration, Default: time.Duration(0), Doc: "Fail records not delivered within this time after the output handed them to the client (not from the record timestamp, which a mirror copies); the engine then retries them (0: no limit)."},
 		engine.Field{Name: "max_record_bytes", Type: engine.TypeSize, Default: int64(1 << 20), HasRange: true, Min: 1, Max: 1 << 30, Doc: "Records larger than this (key+value+headers) fail with a reason and take the dead-letter path."},
 		engine.Field{Name: "header_prefix", Type: engine.TypeString, Default: "kafka.header.", Doc: "Attributes with this prefix become record headers (prefix stripped); empty disables."},
 		engine.Field{Name: "header_attrs", Type: engine.TypeStrings, Doc: "Further attributes sent as headers under their own names."},
@@ -94,21 +94,24 @@ func init() { Register(engine.Default) }
 // the engine's output goroutine; promises complete on franz-go's promise
 // goroutine. See doc.go.
 type Output struct {
-	name      string
-	cc        clientConf
-	opts      []kgo.Opt
-	topic     *topicTemplate
-	topicMap  map[string]string
-	mode      partitionMode
-	fixedPart int32
-	partAttr  string
-	maxRecord int
-	hdrPrefix string
-	hdrAttrs  []string
-	originHdr string
-	originID  []byte
-	clusterID string
-	dryParts  int
+	// deliveryTimeout fails records not delivered this long after the
+	// output handed them to the client (0: no limit).
+	deliveryTimeout time.Duration
+	name            string
+	cc              clientConf
+	opts            []kgo.Opt
+	topic           *topicTemplate
+	topicMap        map[string]string
+	mode            partitionMode
+	fixedPart       int32
+	partAttr        string
+	maxRecord       int
+	hdrPrefix       string
+	hdrAttrs        []string
+	originHdr       string
+	originID        []byte
+	clusterID       string
+	dryParts        int
 
 	cl     *kgo.Client
 	dryRun atomic.Bool
@@ -240,9 +243,7 @@ func NewOutput(c *engine.Conf) (*Output, error) {
 	if retries >= 0 {
 		opts = append(opts, kgo.RecordRetries(retries))
 	}
-	if d := c.Duration("delivery_timeout"); d > 0 {
-		opts = append(opts, kgo.RecordDeliveryTimeout(d))
-	}
+	o.deliveryTimeout = c.Duration("delivery_timeout") // counted from hand-over: see write
 	switch {
 	case c.String("acks") == "leader":
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
@@ -324,6 +325,7 @@ type batchState struct {
 	lost    atomic.Int64 // records whose promise failed
 	c       engine.Completion
 	n       int
+	cancel  context.CancelFunc       // ends the batch's delivery_timeout context (nil without one)
 	sent    int                      // records handed to the client; set before the guard is released
 	promise func(*kgo.Record, error) // bound once to b.onPromise
 }
@@ -423,6 +425,23 @@ func (o *Output) write(ctx context.Context, batch []*pack.Packet, c engine.Compl
 	}
 	b := o.getBatch(len(batch))
 	b.c = c
+	// delivery_timeout counts from the hand-over to the client, not from
+	// the record's timestamp (franz-go's RecordDeliveryTimeout does that,
+	// which fails every record a mirror copies with an old timestamp): a
+	// record whose batch context has ended fails at its next retry.
+	// The client may still read a finished record's Context (its
+	// unknown-topic waiter), so a batch with a deadline gets fresh slot
+	// contexts instead of rewriting reused ones (one allocation per batch,
+	// only with delivery_timeout set).
+	if o.deliveryTimeout > 0 && !dry {
+		var rctx context.Context
+		rctx, b.cancel = context.WithTimeout(context.Background(), o.deliveryTimeout)
+		ctxs := make([]slotCtx, len(b.ctxs))
+		for i := range ctxs {
+			ctxs[i] = slotCtx{Context: rctx, b: b, i: i}
+		}
+		b.ctxs = ctxs
+	}
 	o.batches.Add(1)
 	// Count every record as pending and in flight up front (plus a guard
 	// released after the loop), and take back those not sent: no shared
@@ -649,6 +668,10 @@ func (b *batchState) finishOne() {
 		// The engine may read the error after Done: give it its own slice.
 		errs := append([]error(nil), b.errs[:b.n]...)
 		err = &engine.BatchError{Errs: errs}
+	}
+	if b.cancel != nil {
+		b.cancel()
+		b.cancel = nil
 	}
 	o.produced.Add(uint64(int64(b.sent) - b.lost.Load()))
 	if o.inflight.Add(-int64(b.sent)) == 0 && o.fence.Load() {
