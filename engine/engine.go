@@ -702,6 +702,7 @@ func (e *Engine) Stats() []NodeSnapshot {
 		for _, ir := range e.inputs {
 			if ir.n.name() == out[i].Name {
 				out[i].PoolFree, out[i].PoolCap = ir.owner.pool.Free(), ir.owner.pool.Cap()
+				out[i].PoolResidentBytes, out[i].PoolOutBytes = ir.owner.pool.Resident(), ir.owner.pool.OutBytes()
 				for _, s := range ir.streamList() {
 					out[i].InFlight += s.InFlight()
 				}

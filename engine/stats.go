@@ -109,10 +109,15 @@ type NodeSnapshot struct {
 	QueueCap     int               `json:"queue_cap"`
 	PoolFree     int               `json:"pool_free"`
 	PoolCap      int               `json:"pool_cap"`
-	InFlight     int               `json:"in_flight"`
-	Paused       bool              `json:"paused"`
-	CkptOffset   int64             `json:"checkpoint_offset"`
-	CkptUnixNano int64             `json:"checkpoint_unix_nano"`
+	// PoolResidentBytes is the payload+key buffer capacity the input's
+	// pool keeps (bounded by pool_bytes); PoolOutBytes the accounted bytes
+	// of its packets in flight.
+	PoolResidentBytes int64 `json:"pool_resident_bytes,omitempty"`
+	PoolOutBytes      int64 `json:"pool_out_bytes,omitempty"`
+	InFlight          int   `json:"in_flight"`
+	Paused            bool  `json:"paused"`
+	CkptOffset        int64 `json:"checkpoint_offset"`
+	CkptUnixNano      int64 `json:"checkpoint_unix_nano"`
 	// HeldSeconds is how long the oldest batch an output holds has been
 	// waiting for its sink (0 when idle).
 	HeldSeconds float64 `json:"held_seconds"`

@@ -19,7 +19,8 @@
 //  4. Each holder that is done calls Release (or Releaser.Release). The
 //     last one recycles the packet: the window learns the sequence is
 //     done, a derived packet releases its parent, and the packet, reset
-//     (every field cleared, buffers larger than MaxPacketBytes dropped),
+//     (every field cleared, buffers larger than MaxPacketBytes dropped,
+//     and grown buffers dropped once the pool keeps MaxBytes: Resident),
 //     goes back to its pool. After its last Release a holder must not
 //     touch the packet: it may already carry someone else's data.
 //  5. A packet with more than one holder is shared: it must not be

@@ -436,3 +436,54 @@ func TestPackWindowTokensAtRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestPackPoolResidentBoundedByMaxBytes: packets come back with grown
+// buffers; once the pool keeps MaxBytes of them, further grown buffers
+// are dropped (counted), whether released one by one or through a
+// Releaser. Before, every packet kept its buffer: Count x packet size.
+func TestPackPoolResidentBoundedByMaxBytes(t *testing.T) {
+	const count, size, maxBytes = 256, 16 << 10, 1 << 20 // 4 MiB of buffers, 1 MiB allowed
+	p, err := NewPool(PoolConfig{Count: count, MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReleaser(64)
+	ctx := context.Background()
+	pks := make([]*Packet, 0, count)
+	for round := 0; round < 3; round++ {
+		for i := 0; i < count; i++ {
+			pk, err := p.Get(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk.Payload = append(pk.Payload[:0], make([]byte, size)...)
+			pks = append(pks, pk)
+		}
+		for i, pk := range pks {
+			if i%2 == 0 {
+				pk.Release()
+			} else {
+				r.ReleaseAll(pks[i : i+1])
+			}
+		}
+		r.Flush()
+		pks = pks[:0]
+		if res := p.Resident(); res > maxBytes {
+			t.Fatalf("round %d: pool keeps %d bytes of buffers, MaxBytes %d", round, res, maxBytes)
+		}
+	}
+	if p.Resident() < maxBytes/2 {
+		t.Fatalf("pool keeps only %d bytes: buffers dropped below the budget", p.Resident())
+	}
+	if p.DroppedBuffers() == 0 {
+		t.Fatal("no buffer dropped")
+	}
+	// Sum of what the packets hold agrees with the accounting.
+	var held int64
+	for i := range p.slab {
+		held += int64(cap(p.slab[i].Payload) + cap(p.slab[i].Key))
+	}
+	if held != p.Resident() {
+		t.Fatalf("packets hold %d bytes, Resident says %d", held, p.Resident())
+	}
+}

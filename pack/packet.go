@@ -54,6 +54,7 @@ type Packet struct {
 	win    *Window
 	parent *Packet
 	bytes  int64 // bytes accounted against the pool when emitted
+	rescap int64 // cap(Payload)+cap(Key) counted in the pool's resident bytes
 
 	// Sent is when the engine handed the packet on from its input (the
 	// engine's monotonic clock in nanoseconds, not a wall time;

@@ -14,7 +14,12 @@ type PoolConfig struct {
 	// Count is the number of packets (preallocated). Must be >= 1.
 	Count int
 	// MaxBytes bounds the payload+key bytes of packets that are out of the
-	// pool and have been accounted (see Account). 0 means no byte bound.
+	// pool and have been accounted (see Account), and the capacity of the
+	// payload+key buffers packets keep when they come back (Resident): a
+	// returning packet whose buffers grew while the pool already keeps
+	// MaxBytes has them dropped. Resident payload memory is therefore at
+	// most about MaxBytes kept plus what is out of the pool. 0 means no
+	// byte bound.
 	MaxBytes int64
 	// MaxPacketBytes: a released packet whose buffers grew beyond this many
 	// bytes has them dropped instead of keeping them pooled. 0 means 1 MiB.
@@ -33,6 +38,11 @@ type Pool struct {
 	maxPacket int
 	outBytes  atomic.Int64
 	gets      atomic.Uint64 // packets handed out (metrics)
+	// resident is the capacity of the payload+key buffers the pool's
+	// packets held when they last came back (Packet.rescap summed); with
+	// maxBytes > 0 it stays under maxBytes plus the slab (see keep).
+	resident atomic.Int64
+	dropped  atomic.Uint64 // buffers dropped to keep resident under maxBytes
 
 	cache []*Packet // consumer-side batch cache (owner goroutine only)
 	head  int
@@ -87,6 +97,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		pk.refs.Store(1)
 		if buf != nil {
 			pk.Payload = buf[i*cfg.BufSize : i*cfg.BufSize : (i+1)*cfg.BufSize]
+			pk.rescap = int64(cfg.BufSize)
 		}
 		batch = append(batch, pk)
 		if len(batch) == cap(batch) || i == len(p.slab)-1 {
@@ -96,6 +107,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 			batch = batch[:0]
 		}
 	}
+	p.resident.Store(int64(cfg.BufSize) * int64(cfg.Count))
 	return p, nil
 }
 
@@ -111,6 +123,15 @@ func (p *Pool) OutBytes() int64 { return p.outBytes.Load() }
 
 // Gets returns how many packets the pool has handed out.
 func (p *Pool) Gets() uint64 { return p.gets.Load() }
+
+// Resident returns the capacity of the payload and key buffers the pool's
+// packets held when they last came back: the payload memory the pool keeps
+// alive (packets out of the pool may have grown theirs since).
+func (p *Pool) Resident() int64 { return p.resident.Load() }
+
+// DroppedBuffers returns how many times a returning packet's grown
+// buffers were dropped to keep Resident under the byte bound.
+func (p *Pool) DroppedBuffers() uint64 { return p.dropped.Load() }
 
 // Get returns a packet with one holder (the caller), blocking while the
 // pool is empty or over its byte bound: that is back pressure. It returns
@@ -235,8 +256,30 @@ func (p *Pool) prepare(pk *Packet) int64 {
 	if p.oversized(pk) {
 		p.trim(pk)
 	}
+	if int64(cap(pk.Payload)+cap(pk.Key)) != pk.rescap {
+		p.keep(pk)
+	}
 	pk.reset()
 	return b
+}
+
+// keep accounts a returning packet whose buffer capacity changed since it
+// last came back: the change is added to resident, unless the pool keeps
+// maxBytes already and the buffers grew, in which case they are dropped
+// (the next user allocates afresh; the garbage collector frees them). Off
+// the hot path: a packet that reuses its buffers never comes here.
+func (p *Pool) keep(pk *Packet) {
+	c := int64(cap(pk.Payload) + cap(pk.Key))
+	d := c - pk.rescap
+	if p.maxBytes > 0 && d > 0 && p.resident.Load()+d > p.maxBytes {
+		pk.Payload, pk.Key = nil, nil
+		p.dropped.Add(1)
+		c, d = 0, -pk.rescap
+	}
+	pk.rescap = c
+	if d != 0 {
+		p.resident.Add(d)
+	}
 }
 
 // oversized reports whether pk holds a buffer the pool does not keep (or
@@ -415,6 +458,9 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 		r.bytes += pk.bytes
 		if pl.oversized(pk) {
 			pl.trim(pk)
+		}
+		if int64(cap(pk.Payload)+cap(pk.Key)) != pk.rescap {
+			pl.keep(pk)
 		}
 		pk.reset()
 		r.buf = append(r.buf, pk)

@@ -87,6 +87,7 @@ var (
 	dPoolWaits = nodeDesc("dbus_input_pool_waits_total", "Times the input waited for a free packet (back pressure).")
 	dPoolFree  = nodeDesc("dbus_input_pool_free_packets", "Free packets in the input's pool.")
 	dPoolCap   = nodeDesc("dbus_input_pool_capacity_packets", "Capacity of the input's pool.")
+	dPoolRes   = nodeDesc("dbus_input_pool_resident_bytes", "Payload and key buffer bytes the input's pool keeps (bounded by pool_bytes).")
 	dInFlight  = nodeDesc("dbus_input_in_flight_packets", "Packets emitted by the input and not yet acked (in-flight window use).")
 	dPaused    = nodeDesc("dbus_input_paused", "1 while the input is paused.")
 	dLagSec    = nodeDesc("dbus_input_lag_seconds", "How far the input is behind its source in time (binlog); 0 when unknown.")
@@ -114,7 +115,7 @@ var (
 var allDescs = []*prometheus.Desc{
 	dBuildInfo, dGeneration, dUptime,
 	dIn, dOut, dFailed, dDropped, dPanics, dRestart, dRingDepth, dRingCap, dCopies,
-	dPoolWaits, dPoolFree, dPoolCap, dInFlight, dPaused, dLagSec, dLagRec, dCkptOff, dCkptTime, dCkptAge,
+	dPoolWaits, dPoolFree, dPoolCap, dPoolRes, dInFlight, dPaused, dLagSec, dLagRec, dCkptOff, dCkptTime, dCkptAge,
 	dOutBytes, dRetries, dDeadLetter, dHeld, dWrite, dBatch, dAck, dHeldSec,
 	dMembers, dLosses, dLeader, dOwned, dUnassigned,
 }
@@ -195,6 +196,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(dPoolWaits, s.PoolWaits, lv...)
 			gauge(dPoolFree, float64(s.PoolFree), lv...)
 			gauge(dPoolCap, float64(s.PoolCap), lv...)
+			gauge(dPoolRes, float64(s.PoolResidentBytes), lv...)
 			gauge(dInFlight, float64(s.InFlight), lv...)
 			gauge(dPaused, b2f(s.Paused), lv...)
 			// Wired when the engine reports a plugin's lag (see doc.go).
