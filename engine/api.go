@@ -140,6 +140,14 @@ type AsyncOutput interface {
 	WriteAsync(ctx context.Context, batch []*pack.Packet, c Completion)
 }
 
+// InFlightDefaulter is an AsyncOutput whose in_flight default is not 1:
+// a client that pipelines (Kafka) needs several engine batches handed
+// over to fill its own batches while earlier ones await their acks. An
+// in_flight the config sets wins.
+type InFlightDefaulter interface {
+	DefaultInFlight() int
+}
+
 // BatchError reports which packets of a batch failed. Errs[i] is the error
 // of batch[i] or nil.
 type BatchError struct {

@@ -74,6 +74,7 @@ type PluginConfig struct {
 	Window    int
 	// Outputs.
 	InFlight        int
+	InFlightSet     bool // in_flight was given (else an InFlightDefaulter's value applies)
 	Retries         int
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
@@ -403,6 +404,7 @@ func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 			switch key {
 			case "in_flight":
 				pc.InFlight = int(p.intRange(v, where(key), 1, 1024))
+				pc.InFlightSet = true
 				continue
 			case "retries":
 				pc.Retries = int(p.intRange(v, where(key), 0, 1<<20))

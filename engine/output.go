@@ -62,6 +62,9 @@ func (e *Engine) newOutputRunner(n *node, out Output) *outputRunner {
 	if a, ok := out.(AsyncOutput); ok {
 		or.async = a
 		k := n.pc.InFlight
+		if d, ok := out.(InFlightDefaulter); ok && !n.pc.InFlightSet {
+			k = d.DefaultInFlight()
+		}
 		if k < 2 {
 			k = 2
 		}

@@ -32,6 +32,7 @@ const (
 
 type binlogRange struct {
 	start, end mysqlbinlog.Position
+	rows       int // row changes in the range
 }
 
 // load writes benchRows rows of a 10-column table and returns the binlog
@@ -78,7 +79,29 @@ func load(b *testing.B, addr, user, pw string) binlogRange {
 		}
 		exec(sb.String())
 	}
-	return binlogRange{start: start, end: pos()}
+	ins := binlogRange{start: start, end: pos(), rows: benchRows}
+	// The updates load: updateRows single-row UPDATE transactions over the
+	// inserted rows, in a binlog file of their own.
+	exec("FLUSH BINARY LOGS")
+	ustart := pos()
+	for j := 0; j < updateRows; j++ {
+		exec(fmt.Sprintf("UPDATE dbus_bench.t SET a=a+1, c='upd-%d' WHERE id=%d", j, j))
+	}
+	updRange = binlogRange{start: ustart, end: pos(), rows: updateRows}
+	return ins
+}
+
+const updateRows = 100_000
+
+var updRange binlogRange
+
+// loadedKind is the range of the inserts or the updates load.
+func loadedKind(b *testing.B, addr, user, pw, kind string) binlogRange {
+	r := loaded(b, addr, user, pw)
+	if kind == "updates" {
+		return updRange
+	}
+	return r
 }
 
 var (
@@ -175,7 +198,11 @@ func bare(b *testing.B, addr, user, pw string, r binlogRange) run {
 			if rows == 0 {
 				first = time.Now()
 			}
-			rows += len(e.Rows)
+			if isUpdate(ev.Header.EventType) {
+				rows += len(e.Rows) / 2 // before and after images
+			} else {
+				rows += len(e.Rows)
+			}
 		}
 		if file == r.end.File && ev.Header.LogPos >= r.end.Pos {
 			end := time.Now()

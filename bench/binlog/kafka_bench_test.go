@@ -2,14 +2,19 @@ package binlog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dbus-project/dbus/engine"
@@ -17,29 +22,48 @@ import (
 	"github.com/dbus-project/dbus/plugins/kafka"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 	"github.com/dbus-project/dbus/plugins/mysqlbinlog"
+	"github.com/dbus-project/dbus/plugins/stream"
 )
 
-// viaKafka runs MysqlbinlogInput -> KafkaOutput over the range and
-// measures until every row was acknowledged by the broker. The broker is
-// kfake in a child process on loopback, acknowledging produce requests
-// without storing the records (a fresh one per run): a real broker runs on
-// other machines, and kfake's in-memory log (which regrows and copies
-// itself as it fills) and its per-request allocations would otherwise be
-// charged to dbus's heap and garbage collector. The broker's CPU still
-// comes out of the same two cores. DBUS_KFAKE_CPUPROFILE=file profiles the
-// broker process.
-func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
-	cl := kfaketest.StartProcess(b, kfaketest.ProcessSpec{Partitions: 8, Topics: []string{"dbus_bench.t"}, Blackhole: true})
-	defer cl.Close()
-	seeds := cl.SeedList()
-	reg := engine.NewRegistry()
-	if err := mysqlbinlog.Register(reg); err != nil {
+// The broker every headline row uses: kfake in a child process that
+// stores the records (3 brokers, 3 partitions, as a small real cluster),
+// a fresh one per run. Its CPU comes out of the same two cores.
+// DBUS_KFAKE_CPUPROFILE=file profiles the broker process.
+var storing = kfaketest.ProcessSpec{Brokers: 3, Partitions: 3, Topics: []string{"dbus_bench.t"}}
+
+// friendly is the earlier benchmark's broker: one broker, 8 partitions,
+// produce acknowledged without storing.
+var friendly = kfaketest.ProcessSpec{Partitions: 8, Topics: []string{"dbus_bench.t"}, Blackhole: true}
+
+// sampleOutputs is the outputs: block of etc/binlog-to-kafka.yaml as
+// shipped, with only the addresses changed: the brokers, the dead-letter
+// file and the match (the bench input is named bl).
+func sampleOutputs(b *testing.B, seeds string) string {
+	data, err := os.ReadFile("../../etc/binlog-to-kafka.yaml")
+	if err != nil {
 		b.Fatal(err)
 	}
-	kafka.Register(reg)
-	// DBUS_BENCH_KAFKA_EXTRA appends output settings (indented by four
-	// spaces) for experiments, e.g. "    batch_records: 32768".
-	conf := binlogInputYAML(addr, user, pw, r, 61000) + fmt.Sprintf(`outputs:
+	s := string(data)
+	i := strings.Index(s, "\noutputs:\n")
+	if i < 0 {
+		b.Fatal("etc/binlog-to-kafka.yaml: no outputs: block")
+	}
+	s = s[i+1:]
+	s = regexp.MustCompile(`brokers: \[[^\]]*\]`).ReplaceAllString(s, "brokers: "+seeds)
+	s = strings.ReplaceAll(s, "match: [shop_binlog]", "match: [bl]")
+	s = regexp.MustCompile(`path: \S+`).ReplaceAllString(s, "path: "+b.TempDir()+"/dead-letter.jsonl")
+	// DBUS_BENCH_KAFKA_EXTRA adds settings to the sample's KafkaOutput
+	// (indented by four spaces) for experiments, e.g. "    in_flight: 1".
+	if x := os.Getenv("DBUS_BENCH_KAFKA_EXTRA"); x != "" {
+		s = strings.Replace(s, "    dead_letter: rejected\n", "    dead_letter: rejected\n"+strings.TrimRight(x, "\n")+"\n", 1)
+	}
+	return s
+}
+
+// friendlyOutputs is the earlier benchmark's output: throughput profile,
+// 8 engine batches in flight, no compression.
+func friendlyOutputs(_ *testing.B, seeds string) string {
+	return fmt.Sprintf(`outputs:
   - name: kafka
     class: KafkaOutput
     match: [bl]
@@ -48,7 +72,22 @@ func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
     profile: throughput
     compression: none
     in_flight: 8
-`, seeds) + os.Getenv("DBUS_BENCH_KAFKA_EXTRA")
+`, seeds)
+}
+
+// viaKafka runs MysqlbinlogInput -> KafkaOutput over the range with the
+// outputs block out(seeds) against a fresh broker process of spec, and
+// measures until every row was acknowledged by the broker.
+func viaKafka(b *testing.B, addr, user, pw string, r binlogRange, spec kfaketest.ProcessSpec, out func(*testing.B, string) string) run {
+	cl := kfaketest.StartProcess(b, spec)
+	defer cl.Close()
+	reg := engine.NewRegistry()
+	if err := mysqlbinlog.Register(reg); err != nil {
+		b.Fatal(err)
+	}
+	kafka.Register(reg)
+	stream.Register(reg)
+	conf := binlogInputYAML(addr, user, pw, r, 61000) + out(b, cl.SeedList())
 	cfg, err := engine.Parse("bench.yaml", []byte(conf), reg)
 	if err != nil {
 		b.Fatal(err)
@@ -76,7 +115,7 @@ func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
 		if n > 0 && first.IsZero() {
 			first = time.Now()
 		}
-		if n >= benchRows {
+		if n >= uint64(r.rows) {
 			last = time.Now()
 			break
 		}
@@ -92,79 +131,224 @@ func viaKafka(b *testing.B, addr, user, pw string, r binlogRange) run {
 	return run{rows: int(acked()), wall: last.Sub(began), steady: last.Sub(first)}
 }
 
-// BenchmarkBinlogToKafka compares binlog -> KafkaOutput (acks=all,
-// idempotent, kfake broker process on loopback) with the bare go-mysql
-// decoding loop over the same range in the same run.
-func BenchmarkBinlogToKafka(b *testing.B) {
-	addr, user, pw := testenv.MySQL(b)
-	r := loaded(b, addr, user, pw)
-	bare(b, addr, user, pw, r) // warm-up
-	viaKafka(b, addr, user, pw, r)
-	var ratios, bareRates, kafkaRates []float64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var x, y run
-		if i%2 == 0 {
-			x = measure("bare", func() run { return bare(b, addr, user, pw, r) })
-			y = measure("kafka", func() run { return viaKafka(b, addr, user, pw, r) })
-		} else {
-			y = measure("kafka", func() run { return viaKafka(b, addr, user, pw, r) })
-			x = measure("bare", func() run { return bare(b, addr, user, pw, r) })
-		}
-		ratios = append(ratios, y.rate()/x.rate())
-		bareRates, kafkaRates = append(bareRates, x.rate()), append(kafkaRates, y.rate())
-		b.Logf("run %d: bare %.0f rows/s | binlog->kafka %.0f rows/s %.0f cpu_ns/row | ratio %.3f", i, x.rate(), y.rate(), y.cpuNs(), y.rate()/x.rate())
-	}
-	b.StopTimer()
-	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
-	b.ReportMetric(med(bareRates), "bare_rows/s")
-	b.ReportMetric(med(kafkaRates), "kafka_rows/s")
-	b.ReportMetric(med(ratios), "ratio")
+// producerOpts are the franz-go settings KafkaOutput uses with the
+// sample's output block (acks=all, idempotent, no compression, murmur2
+// keys, its default linger and buffered records): the bare producer and
+// the bare loop use exactly these.
+func producerOpts(seeds []string) []kgo.Opt {
+	d := kafka.DefaultProducer()
+	return []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(d.Linger), kgo.ProducerBatchMaxBytes(int32(d.BatchBytes)), kgo.MaxBufferedRecords(d.BatchRecords),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.AllowAutoTopicCreation()}
 }
 
-// BenchmarkBinlogKafkaCeiling is the ceiling of the Kafka half of
-// BenchmarkBinlogToKafka: a bare franz-go producer (the same client
-// settings as KafkaOutput's throughput profile: acks=all, idempotent, 5 ms
-// linger, 1 MiB batches, 8192 buffered records) sending benchRows records
-// of the size and keys of the bench table's row changes to the same kind
-// of kfake broker process. binlog -> Kafka cannot beat it on this machine.
-func BenchmarkBinlogKafkaCeiling(b *testing.B) {
-	value := make([]byte, 664) // a bench row's JSON (see mysqlbinlog's benchTable)
-	for i := range value {
-		value[i] = 'x'
+// rowRecord is what a user's own loop would produce for one row image:
+// topic db.table, key db.table[pk], value the row as a JSON object.
+func rowRecord(e *replication.RowsEvent, row []any) *kgo.Record {
+	names := e.Table.ColumnNameString()
+	m := make(map[string]any, len(row))
+	for i, v := range row {
+		if i < len(names) {
+			m[names[i]] = v
+		}
 	}
-	var rates []float64
-	for i := 0; i < b.N; i++ {
-		cl := kfaketest.StartProcess(b, kfaketest.ProcessSpec{Partitions: 8, Topics: []string{"dbus_bench.t"}, Blackhole: true})
-		client, err := kgo.NewClient(kgo.SeedBrokers(cl.Seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(8192),
-			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.DefaultProduceTopic("dbus_bench.t"))
+	val, _ := json.Marshal(m)
+	topic := string(e.Table.Schema) + "." + string(e.Table.Table)
+	return &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "%s[%v]", topic, row[0]), Value: val}
+}
+
+func isUpdate(t replication.EventType) bool {
+	return t == replication.UPDATE_ROWS_EVENTv0 || t == replication.UPDATE_ROWS_EVENTv1 || t == replication.UPDATE_ROWS_EVENTv2
+}
+
+// bareLoop is the program a user would write instead of dbus: a go-mysql
+// decode loop that produces every row (the after image of updates) with
+// franz-go (producerOpts) and waits until Kafka acknowledged all of them.
+// With keep it also returns the records (for bareProduce).
+func bareLoop(b *testing.B, addr, user, pw string, r binlogRange, seeds []string, keep bool) (run, []*kgo.Record) {
+	client, err := kgo.NewClient(producerOpts(seeds)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	s := replication.NewBinlogSyncer(syncerConfig(addr, user, pw))
+	defer s.Close()
+	began := time.Now()
+	st, err := s.StartSync(mysql.Position{Name: r.start.File, Pos: r.start.Pos})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kept []*kgo.Record
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	file := r.start.File
+	rows := 0
+	var first time.Time
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+		wg.Done()
+	}
+	for {
+		ev, err := st.GetEvent(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx := context.Background()
-		var failed atomic.Int64
-		var wg sync.WaitGroup
-		began := time.Now()
-		for j := 0; j < benchRows; j++ {
-			wg.Add(1)
-			r := &kgo.Record{Key: fmt.Appendf(nil, "dbus_bench.t[%d]", j), Value: value}
-			client.Produce(ctx, r, func(_ *kgo.Record, err error) {
-				if err != nil {
-					failed.Add(1)
+		switch e := ev.Event.(type) {
+		case *replication.RotateEvent:
+			file = string(e.NextLogName)
+		case *replication.RowsEvent:
+			if rows == 0 {
+				first = time.Now()
+			}
+			step := 1
+			if isUpdate(ev.Header.EventType) {
+				step = 2
+			}
+			for i := step - 1; i < len(e.Rows); i += step {
+				rec := rowRecord(e, e.Rows[i])
+				if keep {
+					kept = append(kept, &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value})
 				}
-				wg.Done()
-			})
+				wg.Add(1)
+				client.Produce(ctx, rec, done)
+				rows++
+			}
 		}
-		wg.Wait()
-		took := time.Since(began)
-		client.Close()
-		cl.Close()
-		if failed.Load() > 0 {
-			b.Fatalf("%d records failed", failed.Load())
+		if file == r.end.File && ev.Header.LogPos >= r.end.Pos {
+			break
 		}
-		rates = append(rates, float64(benchRows)/took.Seconds())
 	}
-	slices.Sort(rates)
-	b.ReportMetric(rates[len(rates)/2], "rows/s")
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("bare loop: %d records failed", failed.Load())
+	}
+	end := time.Now()
+	return run{rows: rows, wall: end.Sub(began), steady: end.Sub(first)}, kept
+}
+
+// bareProduce sends recs (the bare loop's records of the range) with a
+// bare franz-go producer (producerOpts) and waits for every ack.
+func bareProduce(b *testing.B, recs []*kgo.Record, seeds []string) run {
+	client, err := kgo.NewClient(producerOpts(seeds)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	// Connect and learn the topic's metadata first, as the other paths
+	// do before their first row.
+	if err := client.ProduceSync(context.Background(), &kgo.Record{Topic: recs[0].Topic, Value: []byte("warm")}).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(len(recs))
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+		wg.Done()
+	}
+	began := time.Now()
+	for _, rec := range recs {
+		r := *rec
+		client.Produce(ctx, &r, done)
+	}
+	wg.Wait()
+	took := time.Since(began)
+	if failed.Load() > 0 {
+		b.Fatalf("bare producer: %d records failed", failed.Load())
+	}
+	return run{rows: len(recs), wall: took, steady: took}
+}
+
+func med(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+
+// BenchmarkBinlogToKafka measures binlog -> Kafka exactly as a user gets
+// it with etc/binlog-to-kafka.yaml (only addresses changed) against a
+// storing broker process (3 brokers, 3 partitions), for two loads:
+// inserts (200 000 rows, multi-row INSERTs of 100) and updates (100 000
+// single-row UPDATE transactions). Each iteration measures, back to back
+// in alternating order, the two bare ends (a go-mysql decode loop of the
+// range; a franz-go producer sending the same rows with the same producer
+// settings to a fresh storing broker), the bare decode-then-produce loop a
+// user would write (go-mysql + franz-go), dbus with the sample, and dbus
+// with the friendlier earlier setup (throughput profile, in_flight 8,
+// 8 partitions, broker that discards). Metrics are medians over the
+// iterations of per-iteration ratios:
+//
+//	vs_slower_end  sample / min(bare decode, bare produce)   (goal >= 0.8)
+//	vs_bare_loop   sample / bare decode-then-produce loop    (goal >= 1.0)
+//	friendly_vs_decode  friendly setup / bare decode
+func BenchmarkBinlogToKafka(b *testing.B) {
+	addr, user, pw := testenv.MySQL(b)
+	for _, load := range []string{"inserts", "updates"} {
+		b.Run(load, func(b *testing.B) {
+			r := loadedKind(b, addr, user, pw, load)
+			// Warm-up, and the records the bare producer sends.
+			bk := kfaketest.StartProcess(b, storing)
+			_, recs := bareLoop(b, addr, user, pw, r, bk.Seeds, true)
+			bk.Close()
+			if len(recs) != r.rows {
+				b.Fatalf("bare loop produced %d rows, want %d", len(recs), r.rows)
+			}
+			var vsEnd, vsLoop, vsFriendly []float64
+			var dec, prod, loop, sample, fr []float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				steps := []func(){
+					func() {
+						x := measure("bare", func() run { return bare(b, addr, user, pw, r) })
+						dec = append(dec, x.rate())
+					},
+					func() {
+						k := kfaketest.StartProcess(b, storing)
+						defer k.Close()
+						x := measure("produce", func() run { return bareProduce(b, recs, k.Seeds) })
+						prod = append(prod, x.rate())
+					},
+					func() {
+						k := kfaketest.StartProcess(b, storing)
+						defer k.Close()
+						x := measure("loop", func() run { x, _ := bareLoop(b, addr, user, pw, r, k.Seeds, false); return x })
+						loop = append(loop, x.rate())
+					},
+					func() {
+						x := measure("sample", func() run { return viaKafka(b, addr, user, pw, r, storing, sampleOutputs) })
+						sample = append(sample, x.rate())
+					},
+					func() {
+						x := measure("friendly", func() run { return viaKafka(b, addr, user, pw, r, friendly, friendlyOutputs) })
+						fr = append(fr, x.rate())
+					},
+				}
+				if i%2 == 1 {
+					slices.Reverse(steps)
+				}
+				for _, f := range steps {
+					f()
+				}
+				j := len(dec) - 1
+				vsEnd = append(vsEnd, sample[j]/min(dec[j], prod[j]))
+				vsLoop = append(vsLoop, sample[j]/loop[j])
+				vsFriendly = append(vsFriendly, fr[j]/dec[j])
+				b.Logf("%s run %d: bare decode %.0f | bare produce %.0f | bare loop %.0f | dbus sample %.0f | dbus friendly %.0f rows/s | sample/slower end %.3f, sample/loop %.3f",
+					load, i, dec[j], prod[j], loop[j], sample[j], fr[j], vsEnd[j], vsLoop[j])
+			}
+			b.StopTimer()
+			b.ReportMetric(med(dec), "decode_rows/s")
+			b.ReportMetric(med(prod), "produce_rows/s")
+			b.ReportMetric(med(loop), "loop_rows/s")
+			b.ReportMetric(med(sample), "sample_rows/s")
+			b.ReportMetric(med(fr), "friendly_rows/s")
+			b.ReportMetric(med(vsEnd), "vs_slower_end")
+			b.ReportMetric(med(vsLoop), "vs_bare_loop")
+			b.ReportMetric(med(vsFriendly), "friendly_vs_decode")
+		})
+	}
 }
