@@ -12,9 +12,12 @@
 //     byte offset just after the line, pack.FlagBoundary set.
 //  2. Tail mode: Pos.Token is the file's identity "dev:inode". On restart a
 //     stream resumes at its checkpoint when the file at the path still has
-//     that identity; when it does not (rotated while dbus was down), the
-//     rotated file is looked up by identity in the same directory, read
-//     from the checkpoint to its end, then the new file is read from 0.
+//     that identity; when it does not (rotated while dbus was down, maybe
+//     several times), the rotated file is looked up by identity among the
+//     names matching `rotated` (else anywhere in the directory), read from
+//     the checkpoint to its end, then every rotated file modified after it
+//     (oldest first, compressed ones skipped with a warning), then the new
+//     file from 0.
 //     A file whose size drops below the read position was truncated: it is
 //     read again from 0 (logged, counted by Truncations).
 //  3. Rotation while running (the path now names another file, or none):

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type Input struct {
 	maxLine    int
 	order      string
 	comp       string
+	rotated    string // glob of a tailed file's rotated names, {name} = its name
 
 	lines, bytes, rotations, truncations atomic.Uint64
 }
@@ -60,6 +62,7 @@ func newInput(c *engine.Conf) (engine.Input, error) {
 		maxLine:    int(c.Size("max_line")),
 		order:      c.String("order"),
 		comp:       c.String("compression"),
+		rotated:    c.String("rotated"),
 	}
 	if len(in.paths) == 0 {
 		return nil, c.Errorf("paths", "at least one path or glob is required")
@@ -67,6 +70,13 @@ func newInput(c *engine.Conf) (engine.Input, error) {
 	for _, p := range in.paths {
 		if _, err := filepath.Match(p, ""); err != nil {
 			return nil, c.Errorf("paths", "bad glob %q: %v", p, err)
+		}
+	}
+	if in.rotated != "" {
+		// It must start with {name}: the pattern only widens a path the
+		// config (or admin.allowed_paths) allows to its rotated names.
+		if _, err := filepath.Match(strings.ReplaceAll(in.rotated, "{name}", "x"), ""); err != nil || strings.ContainsRune(in.rotated, '/') || !strings.HasPrefix(in.rotated, "{name}") {
+			return nil, c.Errorf("rotated", "bad pattern %q: want a glob of names in the file's directory starting with {name} (the file's name), e.g. {name}.*", in.rotated)
 		}
 	}
 	if in.poll <= 0 {
@@ -130,6 +140,9 @@ type tailFile struct {
 	stream *engine.Stream
 	src    *source // nil while the path names no file
 	next   *source
+	// queue holds files to read after next: rotated files found at
+	// start, oldest first, then the current file.
+	queue []*source
 }
 
 func (in *Input) runTail(ctx context.Context, ic engine.InputContext) error {
@@ -143,6 +156,9 @@ func (in *Input) runTail(ctx context.Context, ic engine.InputContext) error {
 			}
 			if tf.next != nil {
 				tf.next.close()
+			}
+			for _, q := range tf.queue {
+				q.close()
 			}
 		}
 	}()
@@ -280,20 +296,35 @@ func (in *Input) openTail(ic engine.InputContext, log *slog.Logger, path string,
 			off = 0
 		}
 	case ok && cp.Token != "" && ident != "":
-		// Rotated while stopped: finish the old file first if it is still
-		// in the directory under another name.
-		if old := findByIdentity(filepath.Dir(path), cp.Token); old != "" {
+		// Rotated while stopped (maybe several times): finish the old file
+		// if it is still in the directory under another name, then read
+		// every file rotated after it, oldest first, then the current one.
+		old, newer := in.rotatedAfter(log, path, cp.Token, ident)
+		var chain []*source
+		if old != "" {
 			prev, err := in.openAt(old, cp.Offset)
 			if err == nil && prev.ident == cp.Token {
-				log.Info("file was rotated while stopped: finishing the rotated file first", "file", path, "rotated", old, "offset", cp.Offset)
-				tf.src = prev
+				log.Info("file was rotated while stopped: finishing the rotated file first", "file", path, "rotated", old, "offset", cp.Offset, "rotated_after_it", len(newer))
+				chain = append(chain, prev)
 			} else if err == nil {
 				prev.close()
 			}
 		} else {
 			log.Warn("file was rotated while stopped and the rotated file is gone: lines after the checkpoint in it are lost", "file", path, "checkpoint", cp.Offset)
 		}
-		in.rotations.Add(1)
+		for _, name := range newer {
+			src, err := in.openAt(name, 0)
+			if err != nil {
+				log.Warn("cannot open a file rotated while stopped: its lines are lost", "file", path, "rotated", name, "err", err)
+				continue
+			}
+			log.Info("file was rotated while stopped: reading a later rotated file", "file", path, "rotated", name)
+			chain = append(chain, src)
+		}
+		if len(chain) > 0 {
+			tf.src, tf.queue = chain[0], chain[1:]
+		}
+		in.rotations.Add(1 + uint64(len(newer)))
 	case ok:
 		off = min(cp.Offset, fi.Size())
 	case atEnd:
@@ -304,15 +335,101 @@ func (in *Input) openTail(ic engine.InputContext, log *slog.Logger, path string,
 		if tf.src != nil {
 			tf.src.close()
 		}
+		for _, q := range tf.queue {
+			q.close()
+		}
 		return nil, err
 	}
-	if tf.src != nil {
-		tf.next = cur
-	} else {
+	switch {
+	case tf.src == nil:
 		tf.src = cur
+	case len(tf.queue) == 0:
+		tf.next = cur
+	default:
+		tf.next, tf.queue = tf.queue[0], append(tf.queue[1:], cur)
 	}
 	log.Info("tailing file", "file", path, "offset", off)
 	return tf, nil
+}
+
+// compressedExt are names of rotated files that are compressed: tail
+// mode does not read them (see the rotated field's doc).
+var compressedExt = []string{".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip"}
+
+// rotatedAfter finds, for path whose checkpoint is in the file with
+// identity ident (no longer at path; cur is the identity of the file at
+// path now), that file (old, "" when gone) and the files rotated after it
+// (newer, oldest first): the names in path's directory matching the
+// rotated pattern whose modification time is after old's. A file is
+// written until it is rotated, so modification times give the rotation
+// order whatever the naming scheme (app.log.1 newest, or dates).
+// Compressed rotated files are skipped with a warning: their identity is
+// not the file that was tailed, and tail mode reads plain text only.
+func (in *Input) rotatedAfter(log *slog.Logger, path, ident, cur string) (old string, newer []string) {
+	dir, base := filepath.Split(path)
+	type cand struct {
+		name  string
+		mtime time.Time
+	}
+	var cands []cand
+	var oldTime time.Time
+	if in.rotated != "" {
+		matches, _ := filepath.Glob(filepath.Join(dir, strings.ReplaceAll(in.rotated, "{name}", globEscape(base))))
+		for _, m := range matches {
+			if m == path {
+				continue
+			}
+			fi, err := os.Stat(m)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			switch id := identity(fi); id {
+			case ident:
+				old, oldTime = m, fi.ModTime()
+			case cur:
+			default:
+				cands = append(cands, cand{m, fi.ModTime()})
+			}
+		}
+	}
+	if old == "" {
+		// Renamed outside the pattern: look in the whole directory, but
+		// then which files came after it is unknown.
+		return findByIdentity(filepath.Dir(path), ident), nil
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].mtime.Before(cands[j].mtime) })
+	for _, c := range cands {
+		if !c.mtime.After(oldTime) {
+			continue
+		}
+		if hasAnySuffix(c.name, compressedExt) {
+			log.Warn("a file rotated while stopped is compressed and is not read: lines in it that were not read before the stop are lost (rotate with delaycompress)", "file", path, "rotated", c.name)
+			continue
+		}
+		newer = append(newer, c.name)
+	}
+	return old, newer
+}
+
+func hasAnySuffix(s string, suffixes []string) bool {
+	for _, x := range suffixes {
+		if strings.HasSuffix(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// globEscape quotes the glob metacharacters of a file name.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // findByIdentity returns a file of dir with identity ident, or "".
@@ -357,6 +474,9 @@ func (in *Input) pump(ctx context.Context, ic engine.InputContext, tf *tailFile,
 			}
 			src.close()
 			tf.src, tf.next = tf.next, nil
+			if len(tf.queue) > 0 {
+				tf.next, tf.queue = tf.queue[0], tf.queue[1:]
+			}
 			if tf.src.f == nil {
 				tf.src = nil // removed with no successor: reopened by a scan
 			}

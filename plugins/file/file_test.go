@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
 
@@ -396,6 +397,8 @@ func TestFileConfigErrors(t *testing.T) {
 		{map[string]any{}, "paths"},
 		{map[string]any{"paths": []string{"[x"}}, "bad glob"},
 		{map[string]any{"paths": []string{"/x"}, "compression": "gzip"}, "historical"},
+		{map[string]any{"paths": []string{"/x"}, "rotated": "*"}, "starting with {name}"},
+		{map[string]any{"paths": []string{"/x"}, "rotated": "{name}/../*"}, "bad pattern"},
 	} {
 		c, err := engine.NewConf(reg, "in", "FileInput", tc.vals)
 		if err == nil {
@@ -404,5 +407,89 @@ func TestFileConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%v: error %v, want %q", tc.vals, err, tc.want)
 		}
+	}
+}
+
+// TestFileTailRotatedTwiceWhileStopped: a file rotated twice while dbusd
+// was stopped is read whole and in order on restart: the rest of the
+// checkpointed file, the file rotated after it, then the current file.
+// Before, the checkpointed file was found by identity and then the new
+// file read, and the middle file was skipped without a log line. Both
+// naming schemes: new names per rotation (app.log.1, then app.log.2) and
+// logrotate's shifting numbers (app.log.1 -> app.log.2, app.log ->
+// app.log.1).
+func TestFileTailRotatedTwiceWhileStopped(t *testing.T) {
+	for _, scheme := range []string{"new-names", "logrotate"} {
+		t.Run(scheme, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeLines(t, f, "a", 0, 3000)
+			store := engine.NewMemoryStore()
+			rec := mock.NewRecorder()
+			yaml := tailYAML(path)
+			r := start(t, testRegistry(t, rec), yaml, store)
+			waitFor(t, "first run", func() bool { return rec.Len() >= 3000 })
+			r.stop(t)
+
+			// While stopped: more lines, rotate, a second file, rotate
+			// again, a third file. A compressed older rotation lies
+			// around too (not read, and older anyway).
+			writeLines(t, f, "a", 3000, 4000)
+			f.Close()
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Rotations are minutes apart in life; here the writes share a
+			// file system clock tick (ext4: about 4 ms), so each file's
+			// last write is stamped explicitly, a second apart.
+			stamp := func(name string, ago time.Duration) {
+				t.Helper()
+				must(os.Chtimes(name, time.Now().Add(-ago), time.Now().Add(-ago)))
+			}
+			stamp(path, 3*time.Second)
+			must(os.WriteFile(filepath.Join(dir, "app.log.9.gz"), []byte("x"), 0o644))
+			must(os.Chtimes(filepath.Join(dir, "app.log.9.gz"), time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)))
+			must(os.Rename(path, filepath.Join(dir, "app.log.1")))
+			f2, err := os.Create(path)
+			must(err)
+			writeLines(t, f2, "b", 0, 2000)
+			f2.Close()
+			stamp(path, 2*time.Second)
+			if scheme == "new-names" {
+				must(os.Rename(path, filepath.Join(dir, "app.log.2")))
+			} else {
+				must(os.Rename(filepath.Join(dir, "app.log.1"), filepath.Join(dir, "app.log.2")))
+				must(os.Rename(path, filepath.Join(dir, "app.log.1")))
+			}
+			f3, err := os.Create(path)
+			must(err)
+			writeLines(t, f3, "c", 0, 1000)
+			f3.Close()
+
+			rec2 := mock.NewRecorder()
+			r = start(t, testRegistry(t, rec2), yaml, store)
+			testenv.Eventually(t, 20*time.Second, func() bool { return rec2.Len() >= 4000 }, "lines after the restart")
+			r.stop(t)
+			got := rec2.Payloads()
+			all := append(rec.Payloads(), got...)
+			countLines(t, all, map[string]int{"a": 4000, "b": 2000, "c": 1000})
+			// In rotation order: a's rest, then b, then c.
+			var tags []byte
+			for _, p := range got {
+				if len(tags) == 0 || tags[len(tags)-1] != p[0] {
+					tags = append(tags, p[0])
+				}
+			}
+			if string(tags) != "abc" {
+				t.Fatalf("files read in order %q, want abc", tags)
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ func Register(reg *engine.Registry) {
 			{Name: "max_line", Type: engine.TypeSize, Default: int64(1 << 20), HasRange: true, Min: 16, Max: 64 << 20, Doc: "Longest line kept; longer lines are cut (attribute truncated=true)."},
 			{Name: "order", Type: engine.TypeString, Default: "name", Enum: []string{"name", "mtime"}, Doc: "Order of each glob's matches in historical mode."},
 			{Name: "compression", Type: engine.TypeString, Default: "auto", Enum: []string{"auto", "none", "gzip", "zstd"}, Doc: "Compression of historical files; auto detects gzip and zstd by their magic bytes."},
+			{Name: "rotated", Type: engine.TypeString, Default: "{name}.*", Doc: "Glob of a tailed file's rotated names in its directory, starting with {name} (the file's name). When a file was rotated while dbusd was stopped, the file holding the checkpoint is found by identity (device and inode) among them and finished, then every file matching this pattern with a later modification time is read, oldest first, then the current file. Compressed rotated files (.gz, .zst, .bz2, .xz) are not read (logged): rotate with delaycompress. Empty: look only for the checkpointed file, anywhere in the directory."},
 			{Name: "progress", Type: engine.TypeDuration, Default: 10 * time.Second, Doc: "Interval of progress log lines in historical mode (0: none)."},
 		},
 		NewInput: newInput,
