@@ -268,6 +268,28 @@ type LagReporter interface{ Lag() time.Duration }
 // its source it is (Kafka consumer lag).
 type RecordLagReporter interface{ LagRecords() int64 }
 
+// MetricKind says how a plugin metric behaves: a counter only grows, a
+// gauge goes up and down.
+type MetricKind uint8
+
+const (
+	MetricCounter MetricKind = iota
+	MetricGauge
+)
+
+// MetricsReporter is an optional ability of any plugin: metrics of its own
+// (Kafka consumer lag per partition, records skipped by loop prevention),
+// exported on /metrics with the plugin's labels (plugin, kind, class) plus
+// its own. ReportMetrics is called at scrape time (and by the admin
+// status), never on the hot path, from any goroutine: it reads atomics or
+// takes a lock of its own. It calls emit once per series; name is the full
+// Prometheus name (dbus_ prefix, _total for counters), labels are pairs of
+// label name and value. A plugin keeps a name's help and label names the
+// same on every call.
+type MetricsReporter interface {
+	ReportMetrics(emit func(name, help string, kind MetricKind, value float64, labels ...string))
+}
+
 // Committer is implemented by inputs that must be told the committed
 // position of a stream (e.g. to commit Kafka offsets). Commit is called
 // after the engine saved the checkpoint, from the engine's commit

@@ -134,6 +134,7 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 		}
 		instances[n] = inst
 		e.stats[n.name()] = newNodeStats(n.name(), n.pc.Kind, n.pc.Class)
+		e.stats[n.name()].setPlugin(inst)
 	}
 	if len(errs) > 0 {
 		closeAll(instances)

@@ -115,6 +115,7 @@ func (ir *inputRunner) run() {
 					c.Close(e.hardCtx)
 				}
 				ir.in = inst.(Input)
+				ir.stats.setPlugin(inst)
 				if s, ok := ir.in.(Starter); ok {
 					if serr := s.Start(e.inCtx); serr != nil {
 						ir.log.Error("restarted input failed to start", "err", serr)

@@ -154,6 +154,7 @@ func (or *outputRunner) onPanic(r any) error {
 		}
 		or.out = inst.(Output)
 		or.async, _ = inst.(AsyncOutput)
+		or.stats.setPlugin(inst)
 		or.stats.restarts.Add(1)
 	}
 	return fmt.Errorf("output %s panicked: %v", or.n.name(), r)

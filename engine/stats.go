@@ -13,6 +13,10 @@ type NodeStats struct {
 	kind  Kind
 	class string
 
+	// reporter is the plugin instance's MetricsReporter, if any (replaced
+	// with the instance after a panic).
+	reporter atomic.Pointer[reporterRef]
+
 	in, out      atomic.Uint64 // packets received / passed on (or delivered, for outputs)
 	bytes        atomic.Uint64 // payload bytes delivered (outputs)
 	failed       atomic.Uint64 // packets that failed (filter error, output error after retries)
@@ -133,6 +137,41 @@ type NodeSnapshot struct {
 	WriteSeconds *HistogramSnapshot `json:"write_seconds,omitempty"`
 	BatchSize    *HistogramSnapshot `json:"batch_size,omitempty"`
 	AckSeconds   *HistogramSnapshot `json:"ack_seconds,omitempty"`
+	// Metrics are the plugin's own (MetricsReporter).
+	Metrics []PluginMetric `json:"metrics,omitempty"`
+}
+
+// PluginMetric is one series a plugin reported (MetricsReporter).
+type PluginMetric struct {
+	Name   string     `json:"name"`
+	Help   string     `json:"-"`
+	Kind   MetricKind `json:"-"`
+	Labels []string   `json:"labels,omitempty"` // name, value pairs
+	Value  float64    `json:"value"`
+}
+
+type reporterRef struct{ r MetricsReporter }
+
+// setPlugin records inst's MetricsReporter (or none).
+func (s *NodeStats) setPlugin(inst any) {
+	if r, ok := inst.(MetricsReporter); ok {
+		s.reporter.Store(&reporterRef{r})
+	} else {
+		s.reporter.Store(nil)
+	}
+}
+
+// pluginMetrics reads the plugin's own metrics (scrape time).
+func (s *NodeStats) pluginMetrics() []PluginMetric {
+	ref := s.reporter.Load()
+	if ref == nil {
+		return nil
+	}
+	var out []PluginMetric
+	ref.r.ReportMetrics(func(name, help string, kind MetricKind, value float64, labels ...string) {
+		out = append(out, PluginMetric{Name: name, Help: help, Kind: kind, Value: value, Labels: append([]string(nil), labels...)})
+	})
+	return out
 }
 
 // DropTotal sums drops over reasons.
@@ -153,6 +192,7 @@ func (s *NodeStats) snapshot() NodeSnapshot {
 		PoolWaits: s.poolWaits.Load(), Batches: s.batches.Load(), WriteNanos: s.ackNanos.Load(),
 		CkptOffset: s.ckptOffset.Load(), CkptUnixNano: s.ckptUnixNano.Load(),
 	}
+	ns.Metrics = s.pluginMetrics()
 	if s.writeHist != nil {
 		w, b, a := s.writeHist.snapshot(), s.batchHist.snapshot(), s.ackHist.snapshot()
 		ns.WriteSeconds, ns.BatchSize, ns.AckSeconds = &w, &b, &a

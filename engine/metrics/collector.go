@@ -171,6 +171,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dUptime, uptime.Seconds())
 
 	for _, s := range c.src.Stats() {
+		collectPlugin(ch, &s)
 		lv := []string{s.Name, s.Kind, s.Class}
 		counter(dIn, s.In, lv...)
 		counter(dOut, s.Out, lv...)
@@ -252,4 +253,33 @@ func NewRegistry(c *Collector) *prometheus.Registry {
 // Handler serves reg in the Prometheus text (or negotiated) format.
 func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Registry: reg})
+}
+
+// collectPlugin exports the metrics a plugin publishes itself
+// (engine.MetricsReporter), read at scrape time with the node's labels.
+// Their names are not known in advance, so Describe does not list them (a
+// normal registry accepts them; only a pedantic one would not).
+func collectPlugin(ch chan<- prometheus.Metric, s *engine.NodeSnapshot) {
+	for _, m := range s.Metrics {
+		names := append([]string(nil), nodeLabels...)
+		vals := []string{s.Name, s.Kind, s.Class}
+		for i := 0; i+1 < len(m.Labels); i += 2 {
+			names = append(names, m.Labels[i])
+			vals = append(vals, m.Labels[i+1])
+		}
+		vt := prometheus.GaugeValue
+		if m.Kind == engine.MetricCounter {
+			vt = prometheus.CounterValue
+		}
+		help := m.Help
+		if help == "" {
+			help = "Reported by the plugin."
+		}
+		d := prometheus.NewDesc(m.Name, help, names, nil)
+		mt, err := prometheus.NewConstMetric(d, vt, m.Value, vals...)
+		if err != nil {
+			mt = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- mt
+	}
 }

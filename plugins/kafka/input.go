@@ -67,6 +67,8 @@ type Input struct {
 	scratch []byte
 	added   bool
 
+	lag lagTable // consumer lag per partition (metrics.go)
+
 	// Counters.
 	emitted   atomic.Uint64
 	skipped   atomic.Uint64 // below the resume checkpoint
@@ -275,11 +277,17 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			return fatal
 		}
 		var err error
-		fetches.EachRecord(func(r *kgo.Record) {
-			if err != nil {
-				return
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			for _, r := range fp.Records {
+				if err != nil {
+					return
+				}
+				err = in.emit(ctx, ic, r)
 			}
-			err = in.emit(ctx, ic, r)
+			if n := len(fp.Records); n > 0 && err == nil {
+				last := fp.Records[n-1]
+				in.lag.set(tp{fp.Topic, fp.Partition}, fp.HighWatermark, last.Offset+1, last.Timestamp)
+			}
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -525,6 +533,11 @@ func (in *Input) revoke(m map[string][]int32, lost bool) {
 		}
 	}
 	in.setOwned(m, false)
+	for topic, parts := range m {
+		for _, part := range parts {
+			in.lag.drop(tp{topic, part}) // another member reports it now
+		}
+	}
 }
 
 func (in *Input) setOwned(m map[string][]int32, on bool) {
