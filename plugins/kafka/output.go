@@ -49,6 +49,7 @@ func outputFields() []engine.Field {
 		engine.Field{Name: "partitioner", Type: engine.TypeString, Default: "murmur2", Enum: []string{"murmur2", "round_robin", "fixed", "attr"}, Doc: "murmur2: by key, the partition the Java client picks (keyless records round-robin); round_robin; fixed: the partition field; attr: the integer attribute partition_attr (mirroring)."},
 		engine.Field{Name: "partition", Type: engine.TypeInt, Default: int64(0), HasRange: true, Min: 0, Max: 1 << 31, Doc: "Partition for partitioner fixed."},
 		engine.Field{Name: "partition_attr", Type: engine.TypeString, Default: "kafka.partition", Doc: "Attribute holding the partition for partitioner attr."},
+		engine.Field{Name: "on_missing_partition", Type: engine.TypeString, Default: "fail", Enum: []string{"fail", "hash"}, Doc: "partitioner attr, when the target topic lacks the partition (fewer partitions than the source): fail (a permanent failure: the record goes to dead_letter, or is held without one) or hash (the key's murmur2 partition instead; per-key order kept, the source partition not)."},
 		engine.Field{Name: "compression", Type: engine.TypeString, Default: "none", Doc: "Batch compression: none, gzip, snappy, lz4 or zstd."},
 		engine.Field{Name: "acks", Type: engine.TypeString, Default: "all", Enum: []string{"all", "leader"}, Doc: "Required acknowledgements; leader disables the idempotent producer."},
 		engine.Field{Name: "idempotent", Type: engine.TypeBool, Default: true, Doc: "Idempotent producer (no duplicates from client retries, order kept)."},
@@ -201,7 +202,7 @@ func NewOutput(c *engine.Conf) (*Output, error) {
 	if o.mode == partAttr && o.partAttr == "" {
 		return nil, c.Errorf("partition_attr", "partitioner attr needs an attribute name")
 	}
-	o.part = partitioner{mode: o.mode}
+	o.part = partitioner{mode: o.mode, hashMissing: c.String("on_missing_partition") == "hash"}
 	if o.originHdr == "" && (len(o.originID) > 0 || o.clusterID != "") {
 		return nil, c.Errorf("origin_header", "origin_id and cluster_id need an origin_header name")
 	}
@@ -285,6 +286,16 @@ func (o *Output) Start(ctx context.Context) error {
 		}
 	}
 	o.cl = cl
+	if o.mode == partAttr && o.topic.fixed != "" && !o.dryRun.Load() {
+		// Say up front what happens to partitions the target lacks (a
+		// mirror to a topic with fewer partitions than its source).
+		what := "fail (dead_letter)"
+		if o.part.hashMissing {
+			what = "go to the key's partition (on_missing_partition: hash)"
+		}
+		o.log.Info("partitioner attr: target topic partitions", "topic", o.topic.fixed,
+			"partitions", o.partitionsOf(o.topic.fixed), "records for other partitions", what)
+	}
 	return nil
 }
 

@@ -93,12 +93,18 @@ func (m partitionMode) String() string {
 // (franz-go leaves the record untouched until it is partitioned); a
 // partition outside [0, n) fails the record with franz-go's "invalid
 // record partitioning choice" error rather than being silently remapped.
+//
+// With hashMissing (on_missing_partition: hash), a partition the target
+// topic does not have (a mirror whose target has fewer partitions than the
+// source) is replaced by the key's murmur2 partition (round robin without
+// a key): per-key order holds, the source partition does not.
 type partitioner struct {
-	mode partitionMode
+	mode        partitionMode
+	hashMissing bool
 }
 
 func (p *partitioner) ForTopic(string) kgo.TopicPartitioner {
-	return &topicPartitioner{mode: p.mode}
+	return &topicPartitioner{mode: p.mode, hashMissing: p.hashMissing}
 }
 
 // topicPartitioner partitions one topic. franz-go calls it for one record
@@ -106,8 +112,9 @@ func (p *partitioner) ForTopic(string) kgo.TopicPartitioner {
 // single Write goroutine, so the counter is atomic only to be safe when
 // both use it.
 type topicPartitioner struct {
-	mode partitionMode
-	rr   atomic.Uint64
+	mode        partitionMode
+	hashMissing bool
+	rr          atomic.Uint64
 }
 
 func (t *topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
@@ -129,6 +136,13 @@ func (t *topicPartitioner) Partition(r *kgo.Record, n int) int {
 		return int((t.rr.Add(1) - 1) % uint64(n))
 	case partRoundRobin:
 		return int((t.rr.Add(1) - 1) % uint64(n))
+	case partAttr:
+		if t.hashMissing && (r.Partition < 0 || int(r.Partition) >= n) {
+			if r.Key != nil {
+				return javaPartition(r.Key, n)
+			}
+			return int((t.rr.Add(1) - 1) % uint64(n))
+		}
 	}
 	return int(r.Partition)
 }
