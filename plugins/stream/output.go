@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/jsonstr"
 	"github.com/dbus-project/dbus/pack"
 )
 
@@ -157,33 +158,7 @@ func appendBytesField(dst []byte, name string, b []byte) []byte {
 }
 
 // appendJSONString appends valid UTF-8 s as a JSON string.
-func appendJSONString(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+func appendJSONString(dst, s []byte) []byte { return jsonstr.Append(dst, s) }
 
 // Close flushes and closes the file.
 func (o *Output) Close(context.Context) error {
