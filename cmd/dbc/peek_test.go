@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +26,7 @@ func TestBinlogDbcPeekShowsRows(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	var errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
@@ -69,22 +68,4 @@ func TestBinlogDbcPeekBadStart(t *testing.T) {
 	if code := run([]string{"peek", "-start", "nonsense"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-start") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -245,7 +245,7 @@ outputs:
   - {name: stuck, class: MockOutput, latency: 1h, match: gen}
 `), 0o644)
 	cmd := exec.Command(bin, "-conf", conf)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -273,24 +273,6 @@ outputs:
 	if !strings.Contains(stderr.String(), "will be read again") {
 		t.Fatalf("the hard stop does not say what will be read again:\n%s", stderr.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func countLines(t *testing.T, path string) int {

@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -131,3 +133,24 @@ func Scale() float64 {
 
 // Scaled returns d stretched by Scale().
 func Scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * Scale()) }
+
+// SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers:
+// the output of a process or command a test polls while it runs.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
