@@ -16,6 +16,7 @@ import (
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/engine/metrics"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/mock"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -111,8 +112,13 @@ next:
 func TestMetricsNamesAndMovementWithRunningPipeline(t *testing.T) {
 	sup := startSupervisor(t, pipeline)
 	c := metrics.NewCollector(sup, metrics.Options{Version: "v-test"})
-	time.Sleep(100 * time.Millisecond)
-	first := gather(t, c)
+	// Wait until packets flowed and a checkpoint was committed.
+	var first map[string]*dto.MetricFamily
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		first = gather(t, c)
+		_, ok := first["dbus_checkpoint_offset"]
+		return ok && value(t, first, "dbus_checkpoint_offset", "gen") > 0
+	}, "no checkpoint committed")
 	for _, n := range metrics.Names() {
 		if _, ok := first[n]; !ok {
 			t.Errorf("metric %s missing from the output", n)
@@ -129,9 +135,7 @@ func TestMetricsNamesAndMovementWithRunningPipeline(t *testing.T) {
 	if v := value(t, first, "dbus_config_generation", ""); v != 1 {
 		t.Fatalf("generation %v", v)
 	}
-	time.Sleep(150 * time.Millisecond)
-	second := gather(t, c)
-	for _, s := range []struct{ name, plugin string }{
+	series := []struct{ name, plugin string }{
 		{"dbus_plugin_packets_out_total", "gen"},
 		{"dbus_plugin_packets_in_total", "f"},
 		{"dbus_plugin_packets_out_total", "out"},
@@ -140,7 +144,20 @@ func TestMetricsNamesAndMovementWithRunningPipeline(t *testing.T) {
 		{"dbus_output_ack_latency_seconds", "out"},
 		{"dbus_output_batch_size_packets", "out"},
 		{"dbus_checkpoint_offset", "gen"},
-	} {
+	}
+	// Scrape again until every series moved (or the wait ends; then the
+	// loop below names those that did not).
+	var second map[string]*dto.MetricFamily
+	testenv.WaitFor(10*time.Second, func() bool {
+		second = gather(t, c)
+		for _, s := range series {
+			if value(t, second, s.name, s.plugin) <= value(t, first, s.name, s.plugin) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range series {
 		a, b := value(t, first, s.name, s.plugin), value(t, second, s.name, s.plugin)
 		if b <= a {
 			t.Errorf("%s{plugin=%s} did not move: %v -> %v", s.name, s.plugin, a, b)
