@@ -201,22 +201,7 @@ func BenchmarkKafkaMirror(b *testing.B) {
 	})
 
 	// The engine builds the output; keep it to read its acked counter.
-	reg := engine.NewRegistry()
-	kafka.Register(reg)
-	spec, _ := reg.Lookup("KafkaOutput")
-	var out atomic.Pointer[kafka.Output]
-	wrapped := *spec
-	wrapped.NewOutput = func(c *engine.Conf) (engine.Output, error) {
-		o, err := kafka.NewOutput(c)
-		if err == nil {
-			out.Store(o)
-		}
-		return o, err
-	}
-	reg2 := engine.NewRegistry()
-	reg2.MustRegister(wrapped)
-	ispec, _ := reg.Lookup("KafkaInput")
-	reg2.MustRegister(*ispec)
+	reg2, out := capturingRegistry(nil, "KafkaInput")
 
 	runBare := func(topic string) (time.Duration, time.Duration, time.Duration) {
 		var acked atomic.Int64
@@ -421,4 +406,70 @@ outputs:
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// capturingRegistry returns a registry with KafkaOutput, whose instances
+// it stores in the returned pointer (benchmarks read its acked counter),
+// and the input classes named, taken from the Kafka plugins and from what
+// register (nil: nothing else) adds.
+func capturingRegistry(register func(*engine.Registry), inputs ...string) (*engine.Registry, *atomic.Pointer[kafka.Output]) {
+	reg := engine.NewRegistry()
+	kafka.Register(reg)
+	if register != nil {
+		register(reg)
+	}
+	spec, _ := reg.Lookup("KafkaOutput")
+	out := new(atomic.Pointer[kafka.Output])
+	wrapped := *spec
+	wrapped.NewOutput = func(c *engine.Conf) (engine.Output, error) {
+		o, err := kafka.NewOutput(c)
+		if err == nil {
+			out.Store(o)
+		}
+		return o, err
+	}
+	reg2 := engine.NewRegistry()
+	reg2.MustRegister(wrapped)
+	for _, in := range inputs {
+		ispec, _ := reg.Lookup(in)
+		reg2.MustRegister(*ispec)
+	}
+	return reg2, out
+}
+
+// runMockToKafka runs MockInput (n packets of valueSize bytes, 1000 keys)
+// -> KafkaOutput (throughput profile, in_flight 16, plus extra keys such as
+// tls:) to topic at seeds, and returns the steady-state duration and CPU.
+// reg and out come from capturingRegistry(mock.Register, "MockInput").
+func runMockToKafka(b *testing.B, reg *engine.Registry, out *atomic.Pointer[kafka.Output], n int64, seeds, topic, extra string) (steady, cpu time.Duration) {
+	b.Helper()
+	out.Store(nil)
+	y := fmt.Sprintf(`
+engine: {batch: 1024, pool: 16384}
+inputs:
+  - {name: m, class: MockInput, count: %d, keys: 1000, payload: %d}
+outputs:
+  - {name: k, class: KafkaOutput, match: [m], brokers: %s, topic: %s, profile: throughput, in_flight: 16%s}
+`, n, valueSize, seeds, topic, extra)
+	cfg, err := engine.Parse("bench.yaml", []byte(y), reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	s, _, c := span(b, func() int64 {
+		if o := out.Load(); o != nil {
+			return int64(o.Stats().Produced)
+		}
+		return 0
+	}, n, 120*time.Second)
+	cancel()
+	<-done
+	runtime.GC()
+	return s, c
 }

@@ -1,7 +1,6 @@
 package kafkabench
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,16 +13,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/dbus-project/dbus/engine"
-	"github.com/dbus-project/dbus/plugins/kafka"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
@@ -65,54 +60,9 @@ func BenchmarkKafkaOutputTLS(b *testing.B) {
 	secure := kfaketest.Start(b, 1, 4, nil, kfake.TLS(selfSigned(b, dir)))
 
 	// The engine builds the output; keep it to read its acked counter.
-	reg := engine.NewRegistry()
-	kafka.Register(reg)
-	mock.Register(reg)
-	spec, _ := reg.Lookup("KafkaOutput")
-	var out atomic.Pointer[kafka.Output]
-	wrapped := *spec
-	wrapped.NewOutput = func(c *engine.Conf) (engine.Output, error) {
-		o, err := kafka.NewOutput(c)
-		if err == nil {
-			out.Store(o)
-		}
-		return o, err
-	}
-	reg2 := engine.NewRegistry()
-	reg2.MustRegister(wrapped)
-	mspec, _ := reg.Lookup("MockInput")
-	reg2.MustRegister(*mspec)
-
+	reg, out := capturingRegistry(mock.Register, "MockInput")
 	run := func(c *kfaketest.Cluster, topic, security string) (steady, cpu time.Duration) {
-		out.Store(nil)
-		y := fmt.Sprintf(`
-engine: {batch: 1024, pool: 16384}
-inputs:
-  - {name: m, class: MockInput, count: %d, keys: 1000, payload: %d}
-outputs:
-  - {name: k, class: KafkaOutput, match: [m], brokers: %s, topic: %s, profile: throughput, in_flight: 16%s}
-`, n, valueSize, c.SeedList(), topic, security)
-		cfg, err := engine.Parse("bench.yaml", []byte(y), reg2)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := engine.New(cfg, engine.Options{Registry: reg2, Store: engine.NewMemoryStore()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
-		s, _, cpu := span(b, func() int64 {
-			if o := out.Load(); o != nil {
-				return int64(o.Stats().Produced)
-			}
-			return 0
-		}, n, 120*time.Second)
-		cancel()
-		<-done
-		runtime.GC()
-		return s, cpu
+		return runMockToKafka(b, reg, out, n, c.SeedList(), topic, security)
 	}
 	tlsKeys := ", tls: {ca_file: " + filepath.Join(dir, "ca.pem") + "}"
 	run(plain, "warm", "")

@@ -1,25 +1,19 @@
 package kafkabench
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/dbus-project/dbus/engine"
-	"github.com/dbus-project/dbus/plugins/kafka"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 	"github.com/dbus-project/dbus/plugins/mock"
 )
@@ -69,54 +63,9 @@ func BenchmarkKafkaOutputTLSBrokerProcess(b *testing.B) {
 	secure := kfaketest.StartProcess(b, kfaketest.ProcessSpec{Partitions: 4, Topics: []string{"out"}, Blackhole: true,
 		TLSCert: certFile, TLSKey: keyFile})
 
-	reg := engine.NewRegistry()
-	kafka.Register(reg)
-	mock.Register(reg)
-	spec, _ := reg.Lookup("KafkaOutput")
-	var out atomic.Pointer[kafka.Output]
-	wrapped := *spec
-	wrapped.NewOutput = func(c *engine.Conf) (engine.Output, error) {
-		o, err := kafka.NewOutput(c)
-		if err == nil {
-			out.Store(o)
-		}
-		return o, err
-	}
-	reg2 := engine.NewRegistry()
-	reg2.MustRegister(wrapped)
-	mspec, _ := reg.Lookup("MockInput")
-	reg2.MustRegister(*mspec)
-
+	reg, out := capturingRegistry(mock.Register, "MockInput")
 	run := func(seeds, security string) (steady, cpu time.Duration) {
-		out.Store(nil)
-		y := fmt.Sprintf(`
-engine: {batch: 1024, pool: 16384}
-inputs:
-  - {name: m, class: MockInput, count: %d, keys: 1000, payload: %d}
-outputs:
-  - {name: k, class: KafkaOutput, match: [m], brokers: %s, topic: out, profile: throughput, in_flight: 16%s}
-`, n, valueSize, seeds, security)
-		cfg, err := engine.Parse("bench.yaml", []byte(y), reg2)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := engine.New(cfg, engine.Options{Registry: reg2, Store: engine.NewMemoryStore()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
-		s, _, cpu := span(b, func() int64 {
-			if o := out.Load(); o != nil {
-				return int64(o.Stats().Produced)
-			}
-			return 0
-		}, n, 120*time.Second)
-		cancel()
-		<-done
-		runtime.GC()
-		return s, cpu
+		return runMockToKafka(b, reg, out, n, seeds, "out", security)
 	}
 	tlsKeys := ", tls: {ca_file: " + certFile + "}"
 	run(plain.SeedList(), "")
