@@ -27,7 +27,7 @@ const DefaultListen = "127.0.0.1:8714"
 //	  read_timeout: 15s        # whole request, body included
 //	  write_timeout: 60s       # response (tap streams and reloads extend it)
 //	  idle_timeout: 2m
-//	  max_connections: 64      # further connections wait to be accepted
+//	  max_connections: 64      # at the cap a newcomer displaces an idle or slow one
 //	  allow_commands: false    # configs posted to the API may run any command
 //	  allowed_paths: []        # directories any posted config may name files in
 //	  pprof: false             # serve /debug/pprof on the same listener

@@ -13,8 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -260,58 +258,6 @@ func checkMutationType(r *http.Request) (int, error) {
 	return 0, nil
 }
 
-// limitListener accepts at most n connections at a time; Accept waits
-// for one to close. Open reports the current count.
-type limitListener struct {
-	net.Listener
-	sem  chan struct{}
-	open atomic.Int64
-	peak atomic.Int64
-	done chan struct{}
-	once sync.Once
-}
-
-func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	n := l.open.Add(1)
-	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
-	}
-	return &limitConn{Conn: c, l: l}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	l    *limitListener
-	once sync.Once
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.open.Add(-1)
-		<-c.l.sem
-	})
-	return err
-}
-
 // ConnStats reports the admin listener's open connections and the most
 // open at once since start (max_connections bounds both).
 func (s *Server) ConnStats() (open, peak int64) {
@@ -319,4 +265,13 @@ func (s *Server) ConnStats() (open, peak int64) {
 		return 0, 0
 	}
 	return s.lim.open.Load(), s.lim.peak.Load()
+}
+
+// Evictions reports how many connections still sending their request (or
+// idle) were closed to make room for a new one at max_connections.
+func (s *Server) Evictions() int64 {
+	if s == nil || s.lim == nil {
+		return 0
+	}
+	return s.lim.evict.Load()
 }

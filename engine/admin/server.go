@@ -157,7 +157,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	ln := s.ln
 	s.srv = &http.Server{
-		Handler:           s.mux,
+		Handler:           trackRequest(s.mux),
+		ConnState:         connState,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		// ReadTimeout covers the body: a client trickling it is cut off.
 		// Tap streams and reloads extend their deadlines per request.
