@@ -174,9 +174,22 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 		return ColumnDef{}, false, fmt.Errorf("column %s without a type", name)
 	}
 	cd := ColumnDef{Name: name}
+	base, i := typeWords(toks)
+	args, i := typeArgs(toks, i)
+	base = canonicalType(base, &cd)
+	pk, explicitCS := columnAttributes(toks, i, &cd)
+	if err := finishColumnType(&cd, base, args, explicitCS); err != nil {
+		return cd, pk, err
+	}
+	return cd, pk, nil
+}
+
+// typeWords reads a possibly multi-word type name ("double precision",
+// "long varbinary", "national char", "character varying") and returns the
+// base type and the index of the next token.
+func typeWords(toks []token) (string, int) {
 	base := strings.ToLower(toks[0].s)
 	i := 1
-	// Multi-word types.
 	switch base {
 	case "double":
 		if i < len(toks) && toks[i].up == "PRECISION" {
@@ -204,6 +217,12 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 			i++
 		}
 	}
+	return base, i
+}
+
+// typeArgs reads a type's "(args)" at toks[i], if any, returning the
+// arguments and the index after them.
+func typeArgs(toks []token, i int) ([]string, int) {
 	var args []string
 	if i < len(toks) && toks[i].up == "(" {
 		depth := 0
@@ -230,6 +249,11 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 			args = append(args, t.s)
 		}
 	}
+	return args, i
+}
+
+// canonicalType maps a type alias to the name the server reports.
+func canonicalType(base string, cd *ColumnDef) string {
 	switch base {
 	case "bool", "boolean":
 		base = "tinyint"
@@ -259,8 +283,14 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 	case "nvarchar":
 		base = "varchar"
 	}
-	explicitCS := false
-	pk := false
+	return base
+}
+
+// columnAttributes reads the attributes after a column's type from
+// toks[i:] (UNSIGNED, CHARACTER SET, PRIMARY KEY...), skipping the operands
+// of the ones that do not change the layout. It reports a PRIMARY KEY and
+// an explicit character set.
+func columnAttributes(toks []token, i int, cd *ColumnDef) (pk, explicitCS bool) {
 	for ; i < len(toks); i++ {
 		t := toks[i]
 		if t.str || t.id {
@@ -309,6 +339,12 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 			}
 		}
 	}
+	return pk, explicitCS
+}
+
+// finishColumnType checks that base is a type the decoder interprets and
+// sets cd.Type the way the schema history stores it.
+func finishColumnType(cd *ColumnDef, base string, args []string, explicitCS bool) error {
 	switch base {
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
 		cd.Binary = true
@@ -324,11 +360,11 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 		"multipoint", "multilinestring", "multipolygon", "geometrycollection", "inet6", "inet4", "uuid", "vector":
 	case "decimal":
 	default:
-		return cd, pk, fmt.Errorf("column %s: type %q is not interpreted", name, base)
+		return fmt.Errorf("column %s: type %q is not interpreted", cd.Name, base)
 	}
 	switch base {
 	case "inet6", "inet4", "uuid":
-		return cd, pk, fmt.Errorf("column %s: MariaDB type %s is not interpreted", name, base)
+		return fmt.Errorf("column %s: MariaDB type %s is not interpreted", cd.Name, base)
 	case "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
 		base = "geometry"
 	}
@@ -363,7 +399,7 @@ func columnFromTokens(name string, toks []token) (ColumnDef, bool, error) {
 	if explicitCS {
 		cd.Type += csMarker
 	}
-	return cd, pk, nil
+	return nil
 }
 
 // parseColumnType builds a column from information_schema's COLUMN_TYPE
