@@ -78,8 +78,7 @@ func TestBinlogAlterTableAcrossRestart(t *testing.T) {
 	store := engine.NewMemoryStore()
 	p := startPipeline(t, d, fileStart(start), store)
 	p.wait(1, 20*time.Second)
-	time.Sleep(100 * time.Millisecond)
-	p.stop()
+	p.stop() // an orderly stop commits what was delivered
 	want := alterScript(d)
 	p2 := startPipeline(t, d, fileStart(start), store)
 	rows := decodeAll(t, p2.wait(len(want), 20*time.Second))
@@ -102,13 +101,11 @@ func TestBinlogAlterTableSchemaHistory(t *testing.T) {
 	d.exec("INSERT INTO a VALUES (1, 'x1', 'y1')")
 	rows := decodeAll(t, p.wait(1, 20*time.Second))
 	checkImages(t, rows, []map[string]string{{"id": "1", "x": `"x1"`, "y": `"y1"`}})
-	time.Sleep(100 * time.Millisecond)
 	p.stop()
 	first := store.All()["bl"]
 	want := alterScript(d)
 	p2 := startPipeline(t, d, "start: current\nschema_file: "+hist, store)
 	checkImages(t, decodeAll(t, p2.wait(len(want), 20*time.Second)), want)
-	time.Sleep(100 * time.Millisecond)
 	p2.stop()
 	// Replay from before the ALTERs (the history file keeps every
 	// version): same rows, same names.
@@ -191,7 +188,7 @@ func TestBinlogGTIDAndFileStarts(t *testing.T) {
 	for _, start := range []string{"start: gtid\nstart_gtid: " + mid.GTID, fileStart(mid)} {
 		p := startPipeline(t, d, start, engine.NewMemoryStore())
 		rows := decodeAll(t, p.wait(2, 20*time.Second))
-		time.Sleep(200 * time.Millisecond)
+		testenv.Never(t, 200*time.Millisecond, func() bool { return p.rec.Len() > 2 }, "%q: more than 2 rows", start)
 		if p.rec.Len() != 2 || string(rows[0].After["id"]) != "2" || string(rows[1].After["id"]) != "3" {
 			t.Errorf("%q: got %d rows starting with %s", start, p.rec.Len(), rows[0].After["id"])
 		}
@@ -231,6 +228,7 @@ func TestBinlogPurgedPosition(t *testing.T) {
 // binlog until its binlog checkpoint passed it).
 func (d *db) purgeBefore(file string) {
 	d.t.Helper()
+	// Each try rotates the binlog: pace them (not a settle wait).
 	for i := 0; i < 100; i++ {
 		d.exec("FLUSH BINARY LOGS")
 		now := d.pos()
@@ -367,7 +365,7 @@ func TestBinlogFilters(t *testing.T) {
 	d.exec("DELETE FROM users WHERE id = 2")
 	p := startPipeline(t, d, fileStart(start)+"\nexclude: ['*.logs_*']\ndrop_columns: ['*.users.password']\nmask_columns: ['*.*.email']\nkinds: [insert, delete]", engine.NewMemoryStore())
 	rows := decodeAll(t, p.wait(3, 20*time.Second))
-	time.Sleep(200 * time.Millisecond)
+	testenv.Never(t, 200*time.Millisecond, func() bool { return p.rec.Len() > 3 }, "more than 3 rows")
 	if p.rec.Len() != 3 {
 		t.Fatalf("%d rows, want 3 (2 inserts, 1 delete)", p.rec.Len())
 	}

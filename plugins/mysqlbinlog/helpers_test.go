@@ -71,19 +71,19 @@ func (d *db) exec(q string, args ...any) {
 func (d *db) reconnect() {
 	d.t.Helper()
 	var err error
-	for i := 0; i < 100; i++ {
+	if !testenv.WaitFor(10*time.Second, func() bool {
 		var c *client.Conn
-		c, err = client.Connect(d.addr, d.user, d.pw, "")
-		if err == nil {
-			d.c = c
-			d.exec("SET NAMES utf8mb4")
-			d.exec("SET SESSION time_zone = '+00:00'")
-			d.exec("USE " + d.name)
-			return
+		if c, err = client.Connect(d.addr, d.user, d.pw, ""); err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		d.c = c
+		return true
+	}) {
+		d.t.Fatalf("reconnect: %v", err)
 	}
-	d.t.Fatalf("reconnect: %v", err)
+	d.exec("SET NAMES utf8mb4")
+	d.exec("SET SESSION time_zone = '+00:00'")
+	d.exec("USE " + d.name)
 }
 
 // pos returns the server's current binlog position.
@@ -220,10 +220,7 @@ outputs:
 	go func() { p.done <- e.Run(ctx) }()
 	t.Cleanup(func() { p.stop() })
 	// Wait for the input to exist.
-	deadline := time.Now().Add(5 * time.Second)
-	for inputs.Load() == nil && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(5*time.Second, func() bool { return inputs.Load() != nil })
 	p.input = inputs.Swap(nil)
 	return p
 }
