@@ -31,6 +31,12 @@
 //     never keep a packet afterwards. Mark errors retrying cannot fix with
 //     Permanent.
 //
+// A plugin uses only this plugin API of package engine (the interfaces and
+// contexts above, errors, Spec/Field/Registry/Conf, WriteFileAtomic,
+// Sleep), never the runtime (Engine, Supervisor, Parse, stores, stats);
+// TestEngineAPIGuard enforces it for plugins/, and runtime pieces under
+// engine/internal are out of reach by Go's internal rule.
+//
 // # Goroutine safety
 //
 // Registry, Supervisor and Engine methods are safe from any goroutine.

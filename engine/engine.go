@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dbus-project/dbus/engine/internal/plan"
 	"github.com/dbus-project/dbus/pack"
 	"github.com/dbus-project/dbus/ring"
 )
@@ -140,9 +141,9 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 		closeAll(instances)
 		return nil, errors.Join(errs...)
 	}
-	// Where each node runs (plan.go), then a ring for each node with a
+	// Where each node runs (engine/internal/plan), then a ring for each node with a
 	// goroutine of its own.
-	places := plan(g, func(n *node) nodeCaps {
+	places := placeNodes(g, func(n *node) nodeCaps {
 		inst := instances[n]
 		_, ticker := inst.(Ticker)
 		_, async := inst.(AsyncOutput)
@@ -150,8 +151,8 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 		return nodeCaps{ticker: ticker, async: async, inline: ok && io.Inline()}
 	}, cfg.Engine.FuseOutputs)
 	for _, n := range g.nodes {
-		n.fused, n.inline = places[n.idx] == placeFused, places[n.idx] == placeInline
-		if !needsInbox(n, places[n.idx]) {
+		n.fused, n.inline = places[n.idx] == plan.Fused, places[n.idx] == plan.Inlined
+		if !plan.NeedsInbox(planRoles[n.pc.Kind], places[n.idx]) {
 			continue
 		}
 		r, err := ring.New[*pack.Packet](cfg.Engine.Ring, ring.MultiProducer)
@@ -843,6 +844,22 @@ func (e *Engine) Query(name string, params map[string]string) (any, error) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotQueryable)
 	}
 	return q.Query(params)
+}
+
+// ErrNoCommands is returned by Command for plugins that take none.
+var ErrNoCommands = errors.New("plugin takes no commands")
+
+// Command passes an operator command to the named plugin (see Commander).
+func (e *Engine) Command(ctx context.Context, name, cmd string, args []string) (any, error) {
+	inst, ok := e.instance(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	c, ok := inst.(Commander)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, ErrNoCommands)
+	}
+	return c.Command(ctx, cmd, args)
 }
 
 // Close releases the plugins of an engine that was built but will not run

@@ -127,8 +127,8 @@ func (or *outputRunner) write(batch []*pack.Packet) (err error) {
 	d := time.Duration(monoNano() - start)
 	or.stats.ackNanos.Add(uint64(d))
 	or.stats.batches.Add(1)
-	or.stats.writeHist.observe(d.Seconds())
-	or.stats.batchHist.observe(float64(len(batch)))
+	or.stats.writeHist.Observe(d.Seconds())
+	or.stats.batchHist.Observe(float64(len(batch)))
 	return err
 }
 
@@ -166,7 +166,7 @@ func (or *outputRunner) ack(batch []*pack.Packet) {
 		// One latency sample per batch: the first packet stamped by its
 		// input's hand-off.
 		if p.Sent != 0 {
-			or.stats.ackHist.observe(float64(monoNano()-p.Sent) / 1e9)
+			or.stats.ackHist.Observe(float64(monoNano()-p.Sent) / 1e9)
 			break
 		}
 	}
@@ -399,8 +399,8 @@ func (or *outputRunner) send(s *slot) {
 func (or *outputRunner) complete(s *slot) {
 	d := time.Since(s.start)
 	or.stats.ackNanos.Add(uint64(d))
-	or.stats.writeHist.observe(d.Seconds())
-	or.stats.batchHist.observe(float64(len(s.batch)))
+	or.stats.writeHist.Observe(d.Seconds())
+	or.stats.batchHist.Observe(float64(len(s.batch)))
 	first := true
 	or.deliverWith(s.batch, func(b []*pack.Packet) error {
 		if first {

@@ -4,6 +4,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dbus-project/dbus/engine/internal/histogram"
+	"github.com/dbus-project/dbus/engine/internal/tap"
 )
 
 // NodeStats holds one plugin's counters. Writers add once per batch;
@@ -35,7 +38,7 @@ type NodeStats struct {
 	dmu   sync.Mutex
 	drops map[string]*atomic.Uint64
 
-	tap atomic.Pointer[tapState]
+	tap atomic.Pointer[tap.Sampler]
 
 	// holdSince is when the oldest batch this output still holds was
 	// handed to it (unix nanos), 0 when it holds nothing. The held-packet
@@ -47,9 +50,9 @@ type NodeStats struct {
 
 	// Outputs: per write, its duration and size; per acked batch, the
 	// time from the input's hand-off of its first packet to the ack.
-	writeHist *histogram
-	batchHist *histogram
-	ackHist   *histogram
+	writeHist *histogram.Histogram
+	batchHist *histogram.Histogram
+	ackHist   *histogram.Histogram
 }
 
 type errRecord struct {
@@ -67,9 +70,9 @@ func (s *NodeStats) setErr(err error) {
 func newNodeStats(name string, kind Kind, class string) *NodeStats {
 	s := &NodeStats{name: name, kind: kind, class: class, drops: map[string]*atomic.Uint64{}}
 	if kind == KindOutput {
-		s.writeHist = newHistogram(secondsBuckets, 1e9)
-		s.batchHist = newHistogram(batchBuckets, 1)
-		s.ackHist = newHistogram(secondsBuckets, 1e9)
+		s.writeHist = histogram.New(histogram.SecondsBuckets, 1e9)
+		s.batchHist = histogram.New(histogram.BatchBuckets, 1)
+		s.ackHist = histogram.New(histogram.SecondsBuckets, 1e9)
 	}
 	return s
 }
@@ -194,7 +197,7 @@ func (s *NodeStats) snapshot() NodeSnapshot {
 	}
 	ns.Metrics = s.pluginMetrics()
 	if s.writeHist != nil {
-		w, b, a := s.writeHist.snapshot(), s.batchHist.snapshot(), s.ackHist.snapshot()
+		w, b, a := s.writeHist.Snapshot(), s.batchHist.Snapshot(), s.ackHist.Snapshot()
 		ns.WriteSeconds, ns.BatchSize, ns.AckSeconds = &w, &b, &a
 	}
 	if r := s.lastErr.Load(); r != nil {
