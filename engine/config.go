@@ -100,13 +100,6 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// reservedKeys are per-plugin keys the engine owns.
-var reservedKeys = map[string]bool{
-	"name": true, "class": true, "match": true, "pool": true, "pool_bytes": true, "window": true,
-	"in_flight": true, "retries": true, "retry_backoff": true, "retry_backoff_max": true, "dead_letter": true, "dead_letter_after": true, "batch": true,
-	"disabled": true,
-}
-
 // LoadFile reads and parses path with the registry's specs.
 func LoadFile(path string, reg *Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -258,38 +251,18 @@ func (p *parser) engine(n *yaml.Node, ec *EngineConfig) {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		where := "engine." + k.Value
-		switch k.Value {
-		case "batch":
-			ec.Batch = int(p.intRange(v, where, 1, 1<<16))
-		case "ring":
-			ec.Ring = int(p.pow2(v, where, 2, 1<<24))
-		case "pool":
-			ec.Pool = int(p.intRange(v, where, 1, 1<<22))
-		case "pool_bytes":
-			ec.PoolBytes = p.sizeRange(v, where, 0, 1<<40)
-		case "window":
-			ec.Window = int(p.pow2(v, where, 2, 1<<24))
-		case "max_packet_bytes":
-			ec.MaxPacketBytes = int(p.sizeRange(v, where, 64, 1<<30))
-		case "checkpoint_dir":
-			ec.CheckpointDir = p.str(v, where)
-		case "checkpoint_interval":
-			ec.CheckpointInterval = p.durRange(v, where, time.Millisecond, 24*time.Hour)
-		case "shutdown_timeout":
-			ec.ShutdownTimeout = p.durRange(v, where, time.Millisecond, 24*time.Hour)
-		case "restart_backoff":
-			ec.RestartBackoff = p.durRange(v, where, time.Millisecond, time.Hour)
-		case "held_warn":
-			ec.HeldWarn = p.durRange(v, where, time.Millisecond, 24*time.Hour)
-		case "fuse_outputs":
-			b, err := strconv.ParseBool(v.Value)
-			if v.Kind != yaml.ScalarNode || err != nil {
-				p.errf(v.Line, "%s: want true or false, got %q", where, v.Value)
+		var key *engineKey
+		for j := range engineBlockKeys {
+			if engineBlockKeys[j].Name == k.Value {
+				key = &engineBlockKeys[j]
 			}
-			ec.FuseOutputs = b
-		default:
-			p.errf(k.Line, "unknown key %q in engine (want batch, ring, pool, pool_bytes, window, max_packet_bytes, checkpoint_dir, checkpoint_interval, shutdown_timeout, restart_backoff, held_warn, fuse_outputs)", k.Value)
+		}
+		if key == nil {
+			p.errf(k.Line, "unknown key %q in engine (want %s)", k.Value, strings.Join(engineKeyNames(engineBlockKeys, 0), ", "))
+			continue
+		}
+		if val, ok := p.engineKeyValue(key, v, "engine."+k.Value); ok {
+			key.setEngine(ec, val)
 		}
 	}
 	if ec.Pool < 2*ec.Batch && len(p.errs) == 0 {
@@ -383,49 +356,15 @@ func (p *parser) plugin(n *yaml.Node, kind Kind, cfg *Config) *PluginConfig {
 		case "disabled":
 			continue
 		}
-		if kind == KindInput {
-			switch key {
-			case "pool":
-				pc.Pool = int(p.intRange(v, where(key), 1, 1<<22))
-				continue
-			case "pool_bytes":
-				pc.PoolBytes = p.sizeRange(v, where(key), 0, 1<<40)
-				continue
-			case "window":
-				pc.Window = int(p.pow2(v, where(key), 2, 1<<24))
-				continue
+		if ek := pluginEngineKey(key, kind); ek != nil && ek.setPlugin != nil {
+			if val, ok := p.engineKeyValue(ek, v, where(key)); ok {
+				ek.setPlugin(pc, val)
 			}
-		}
-		if kind != KindInput && key == "dead_letter" {
-			pc.DeadLetter = p.str(v, where(key))
 			continue
-		}
-		if kind == KindOutput {
-			switch key {
-			case "in_flight":
-				pc.InFlight = int(p.intRange(v, where(key), 1, 1024))
-				pc.InFlightSet = true
-				continue
-			case "retries":
-				pc.Retries = int(p.intRange(v, where(key), 0, 1<<20))
-				continue
-			case "retry_backoff":
-				pc.RetryBackoff = p.durRange(v, where(key), time.Millisecond, time.Hour)
-				continue
-			case "dead_letter_after":
-				pc.DeadLetterAfter = p.durRange(v, where(key), time.Millisecond, 365*24*time.Hour)
-				continue
-			case "retry_backoff_max":
-				pc.RetryBackoffMax = p.durRange(v, where(key), time.Millisecond, time.Hour)
-				continue
-			case "batch":
-				pc.Batch = int(p.intRange(v, where(key), 1, 1<<16))
-				continue
-			}
 		}
 		f, ok := spec.Field(key)
 		if !ok {
-			p.errf(kl, "%s: unknown key%s", where(key), p.suggestField(spec, key))
+			p.errf(kl, "%s: unknown key%s", where(key), p.suggestField(spec, kind, key))
 			continue
 		}
 		conf.lines[key] = kl
@@ -469,15 +408,16 @@ func (p *parser) suggest(class string, kind Kind) string {
 	return fmt.Sprintf(" (known %s classes: %s)", kind, strings.Join(names, ", "))
 }
 
-func (p *parser) suggestField(spec *Spec, key string) string {
+func (p *parser) suggestField(spec *Spec, kind Kind, key string) string {
 	var names []string
 	for _, f := range spec.Fields {
 		names = append(names, f.Name)
 	}
+	eng := strings.Join(engineKeyNames(pluginEngineKeys, kind), ", ")
 	if len(names) == 0 {
-		return " (this class takes no keys)"
+		return fmt.Sprintf(" (this class takes no keys of its own; engine keys of %ss: %s)", kind, eng)
 	}
-	return fmt.Sprintf(" (known keys: %s)", strings.Join(names, ", "))
+	return fmt.Sprintf(" (known keys: %s; engine keys of %ss: %s)", strings.Join(names, ", "), kind, eng)
 }
 
 func (p *parser) value(v *yaml.Node, f *Field, where string, c *Conf) {
@@ -584,15 +524,6 @@ func (p *parser) intRange(v *yaml.Node, where string, lo, hi int64) int64 {
 	}
 	if x < lo || x > hi {
 		p.errf(v.Line, "%s: %d out of range [%d, %d]", where, x, lo, hi)
-		return lo
-	}
-	return x
-}
-
-func (p *parser) pow2(v *yaml.Node, where string, lo, hi int64) int64 {
-	x := p.intRange(v, where, lo, hi)
-	if x&(x-1) != 0 {
-		p.errf(v.Line, "%s: %d is not a power of two", where, x)
 		return lo
 	}
 	return x

@@ -256,9 +256,12 @@ func (r *Registry) Specs() []*Spec {
 	return out
 }
 
-// Markdown renders the plugin reference from the specs.
+// Markdown renders the plugin reference from the specs: the engine block
+// and the engine keys of every plugin first (enginekeys.go), then each
+// class.
 func (r *Registry) Markdown() string {
 	var b strings.Builder
+	engineKeysMarkdown(&b)
 	for _, s := range r.Specs() {
 		fmt.Fprintf(&b, "### %s (%s)\n\n%s\n\n", s.Class, s.Kind, s.Summary)
 		if len(s.Fields) == 0 {
