@@ -223,6 +223,16 @@ type Queryable interface {
 	Query(params map[string]string) (any, error)
 }
 
+// Commander is implemented by plugins that take operator commands
+// (POST /api/v1/plugins/{name}/command/{cmd}?arg=...; dbc): an ad hoc
+// binlog snapshot ("snapshot db.table ..."). Command is called from the
+// admin server's goroutine while the plugin runs: it validates, hands the
+// work to the plugin's own goroutine and returns at once; the result is
+// rendered as JSON.
+type Commander interface {
+	Command(ctx context.Context, cmd string, args []string) (any, error)
+}
+
 // Ticker is implemented by filters that act on time (windows, periodic
 // emission). Tick is called from the filter's goroutine about every
 // Interval, with the same FilterContext rules as Process, and may emit

@@ -846,6 +846,22 @@ func (e *Engine) Query(name string, params map[string]string) (any, error) {
 	return q.Query(params)
 }
 
+// ErrNoCommands is returned by Command for plugins that take none.
+var ErrNoCommands = errors.New("plugin takes no commands")
+
+// Command passes an operator command to the named plugin (see Commander).
+func (e *Engine) Command(ctx context.Context, name, cmd string, args []string) (any, error) {
+	inst, ok := e.instance(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	c, ok := inst.(Commander)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, ErrNoCommands)
+	}
+	return c.Command(ctx, cmd, args)
+}
+
 // Close releases the plugins of an engine that was built but will not run
 // (validation, a rejected reload). It must not be called on an engine
 // whose Run was called: Run closes its plugins itself.

@@ -487,6 +487,16 @@ func (s *Supervisor) Query(name string, params map[string]string) (any, error) {
 	return e.Query(name, params)
 }
 
+// Command passes an operator command to the named plugin; see
+// Engine.Command.
+func (s *Supervisor) Command(ctx context.Context, name, cmd string, args []string) (any, error) {
+	e, ok := s.engineOf(name)
+	if !ok {
+		return nil, fmt.Errorf("no plugin named %q", name)
+	}
+	return e.Command(ctx, name, cmd, args)
+}
+
 // Close releases the plugins of a supervisor that was built but will not
 // run (dbusd -t, validation); the checkpoint store is closed too.
 func (s *Supervisor) Close() error {

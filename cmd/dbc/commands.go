@@ -404,3 +404,34 @@ func (cl *console) query(args []string) error {
 	}
 	return cl.raw(b)
 }
+
+// snapshot queues an ad hoc snapshot of tables on a MysqlbinlogInput
+// (command "snapshot"), or shows its progress (no tables).
+func (cl *console) snapshot(args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("%w: snapshot INPUT [DB.TABLE ...]", errUsage)
+	}
+	cmd := "snapshot"
+	q := url.Values{}
+	for _, a := range args[1:] {
+		if !strings.Contains(a, ".") {
+			return fmt.Errorf("%w: snapshot table %q: want DB.TABLE", errUsage, a)
+		}
+		q.Add("arg", a)
+	}
+	if len(args) == 1 {
+		cmd = "snapshot-status"
+	}
+	path := "/api/v1/plugins/" + url.PathEscape(args[0]) + "/command/" + cmd
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	b, err := cl.c.call(http.MethodPost, path, nil, "")
+	if err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(b, []byte("\n")) {
+		b = append(b, '\n')
+	}
+	return cl.raw(b)
+}

@@ -16,6 +16,9 @@
 //	query NAME [KEY=VALUE ...]
 //	                       state of a running queryable plugin (Cardinality
 //	                       estimates, Funnel conversions), as its JSON
+//	snapshot INPUT [DB.TABLE ...]
+//	                       ad hoc snapshot of tables by a MysqlbinlogInput
+//	                       while it streams; without tables: its progress
 //	reload [FILE|-]        apply FILE (or stdin) as the new config; without
 //	                       FILE dbusd re-reads its config file
 //

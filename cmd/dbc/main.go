@@ -25,6 +25,8 @@ commands (one dbusd, via its admin API):
   tap NODE [-max N] [-every N] [-payload-bytes N] [-timeout D]
   pause INPUT | resume INPUT
   query NAME [K=V ...]   state of a queryable plugin (Cardinality, Funnel), as JSON
+  snapshot INPUT [DB.TABLE ...]
+                         re-read tables of a binlog input while it streams; none: progress
   peek -mysql HOST:PORT [-user U] [-start current|earliest|gtid:SET|FILE:POS]
                          tail a MySQL/MariaDB binlog: decoded rows and a rate line
   reload [FILE|-]        apply FILE (- for stdin); none: dbusd re-reads its file
@@ -138,6 +140,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cerr = cl.reload(cargs)
 	case "query":
 		cerr = cl.query(cargs)
+	case "snapshot":
+		cerr = cl.snapshot(cargs)
 	case "help", "-h":
 		fs.Usage()
 		return 0

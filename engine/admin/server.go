@@ -284,6 +284,7 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/plugins", s.get(s.handlePlugins))
 	api("/api/v1/plugins/{class}", s.get(s.handlePlugin))
 	api("/api/v1/plugins/{name}/query", s.get(s.handleQuery))
+	api("/api/v1/plugins/{name}/command/{cmd}", s.post(s.handleCommand))
 	api("/api/v1/dag", s.get(s.handleDAG))
 	api("/api/v1/queues", s.get(s.handleQueues))
 	api("/api/v1/checkpoints", s.get(s.handleCheckpoints))
@@ -295,7 +296,7 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/history", s.get(s.handleHistory))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
 	m.Handle("/api/", s.guard(routeAPI, func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, dag, queues, checkpoints, config, history, inputs/{name}/pause|resume, reload, reloads, tap/{node})", r.URL.Path)
+		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, plugins/{name}/command/{cmd}, dag, queues, checkpoints, config, history, inputs/{name}/pause|resume, reload, reloads, tap/{node})", r.URL.Path)
 	}))
 	if s.cfg.Metrics {
 		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
@@ -54,6 +55,14 @@ type Config struct {
 	// JSON, go-mysql for the types it does not know; also "") or
 	// "go-mysql".
 	Decoder string
+
+	// Snapshot of existing rows (snapshot.go): "never" (default),
+	// "initial" (without a checkpoint), "when_needed" (also when the
+	// checkpoint was purged), "initial_only" (snapshot, then stop).
+	Snapshot            string
+	SnapshotChunkRows   int
+	SnapshotChunkBytes  int64
+	SnapshotSignalTable string // db.table written with the watermarks
 }
 
 // DefaultConfig returns the defaults of every optional setting.
@@ -63,6 +72,7 @@ func DefaultConfig() Config {
 		Heartbeat: time.Second, ReadTimeout: 10 * time.Second, ConnectTimeout: 10 * time.Second,
 		ReconnectBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		MaskValue: "***", MaxRowBytes: 1 << 20, Decoder: "native",
+		Snapshot: SnapshotNever, SnapshotChunkRows: 4096, SnapshotChunkBytes: 32 << 20, SnapshotSignalTable: "dbus.dbus_signal",
 	}
 }
 
@@ -119,6 +129,17 @@ func (c *Config) Validate() error {
 	if _, err := newFilters(c.Include, c.Exclude, c.DropColumns, c.MaskColumns, c.Kinds); err != nil {
 		return err
 	}
+	switch c.Snapshot {
+	case "", SnapshotNever, SnapshotInitial, SnapshotWhenNeeded, SnapshotInitialOnly:
+	default:
+		return fmt.Errorf("snapshot %q: want never, initial, when_needed or initial_only", c.Snapshot)
+	}
+	if c.SnapshotChunkRows < 1 || c.SnapshotChunkBytes < 0 {
+		return fmt.Errorf("snapshot_chunk_rows must be at least 1, snapshot_chunk_bytes not negative")
+	}
+	if db, t, ok := strings.Cut(c.SnapshotSignalTable, "."); !ok || db == "" || t == "" || strings.Contains(t, ".") {
+		return fmt.Errorf("snapshot_signal_table %q: want db.table", c.SnapshotSignalTable)
+	}
 	return nil
 }
 
@@ -156,6 +177,10 @@ var spec = engine.Spec{
 		{Name: "kinds", Type: engine.TypeStrings, Doc: "Change kinds kept: insert, update, delete (empty: all)."},
 		{Name: "max_row_bytes", Type: engine.TypeSize, Default: int64(1 << 20), Doc: "Row changes with a larger payload are counted, logged with their position and marked with attribute oversize=true; they are still emitted (outputs that reject them route them to the dead-letter output). 0: no limit."},
 		{Name: "schema_file", Type: engine.TypeString, Default: "", Path: true, Writes: engine.WritesFile, Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},
+		{Name: "snapshot", Type: engine.TypeString, Default: SnapshotNever, Enum: []string{SnapshotNever, SnapshotInitial, SnapshotWhenNeeded, SnapshotInitialOnly}, Doc: "Existing rows: never; initial (without a checkpoint, every included table is read in key-ordered chunks interleaved with the stream, as kind read packets, no global lock); when_needed (also when the checkpoint position was purged: restart from the current position with a snapshot); initial_only (snapshot, then stop). Ad hoc: dbc snapshot INPUT db.table."},
+		{Name: "snapshot_chunk_rows", Type: engine.TypeInt, Default: 4096, HasRange: true, Min: 1, Max: 1 << 20, Doc: "Rows per snapshot chunk (one SELECT between a low and a high watermark)."},
+		{Name: "snapshot_chunk_bytes", Type: engine.TypeSize, Default: int64(32 << 20), Doc: "A chunk ends early once its encoded rows take this much memory; a table without a primary or unique NOT NULL key is read whole and skipped if larger. 0: no limit."},
+		{Name: "snapshot_signal_table", Type: engine.TypeString, Default: "dbus.dbus_signal", Doc: "db.table the snapshot writes its watermarks into (created if missing; needs CREATE, INSERT, UPDATE on it; one row per server_id). Its changes are never emitted."},
 		{Name: "decoder", Type: engine.TypeString, Default: "native", Enum: []string{"native", "go-mysql"}, Doc: "Row image decoder: native reads row images straight into JSON (tables with old-format temporal, MySQL JSON, geometry or vector columns, compressed and partial-JSON events still use go-mysql); go-mysql decodes every row with go-mysql (same output, slower)."},
 	},
 	NewInput: func(c *engine.Conf) (engine.Input, error) { return newInput(c) },
@@ -203,6 +228,10 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.MaxRowBytes = c.Size("max_row_bytes")
 	cfg.SchemaFile = c.String("schema_file")
 	cfg.Decoder = c.String("decoder")
+	cfg.Snapshot = c.String("snapshot")
+	cfg.SnapshotChunkRows = int(c.Int("snapshot_chunk_rows"))
+	cfg.SnapshotChunkBytes = c.Size("snapshot_chunk_bytes")
+	cfg.SnapshotSignalTable = c.String("snapshot_signal_table")
 	if err := cfg.Validate(); err != nil {
 		return cfg, &engine.ConfigError{File: c.File, Line: c.Line, Msg: c.Redact(fmt.Sprintf("%s (%s): %v", c.Name, c.Class, err))}
 	}

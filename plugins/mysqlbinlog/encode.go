@@ -24,9 +24,10 @@ const (
 	KindInsert Kind = iota
 	KindUpdate
 	KindDelete
+	KindRead // a row read by a snapshot (snapshot.go), never in the binlog
 )
 
-var kindNames = [...]string{"insert", "update", "delete"}
+var kindNames = [...]string{"insert", "update", "delete", "read"}
 
 func (k Kind) String() string { return kindNames[k] }
 

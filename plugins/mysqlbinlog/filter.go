@@ -16,6 +16,8 @@ type filters struct {
 	include, exclude []string
 	drop, mask       []string
 	kinds            uint8
+	// The snapshot signal table (snapshot.go): always read, every kind.
+	sigDB, sigName string
 }
 
 func newFilters(include, exclude, drop, mask, kinds []string) (*filters, error) {
@@ -72,7 +74,7 @@ func matchColumn(p, db, table, col string) bool {
 
 // keepTable: included (or no include list) and not excluded.
 func (f *filters) keepTable(db, table string) bool {
-	if f == nil {
+	if f == nil || f.isSignal(db, table) {
 		return true
 	}
 	if len(f.include) > 0 {
@@ -93,6 +95,11 @@ func (f *filters) keepTable(db, table string) bool {
 		}
 	}
 	return true
+}
+
+// isSignal reports whether db.table is the snapshot signal table.
+func (f *filters) isSignal(db, table string) bool {
+	return f.sigName != "" && table == f.sigName && db == f.sigDB
 }
 
 func (f *filters) dropColumn(db, table, col string) bool {
@@ -181,7 +188,7 @@ func (s *rowsHook) take() []rawRows {
 }
 
 func (s *rowsHook) keep(e *replication.RowsEvent) bool {
-	if s.f == nil {
+	if s.f == nil || e.Table != nil && s.f.isSignal(string(e.Table.Schema), string(e.Table.Table)) {
 		return true
 	}
 	switch e.Type() {

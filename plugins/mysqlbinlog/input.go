@@ -29,6 +29,9 @@ type Input struct {
 	reconnect atomic.Uint64 // reconnects after a lost connection
 	rowsOut   atomic.Uint64 // row packets emitted
 	nativeOut atomic.Uint64 // of which decoded by the native decoder
+	snapRows  atomic.Uint64 // kind read packets emitted by snapshots
+
+	snap *snapshotter // snapshot.go
 }
 
 func newInput(c *engine.Conf) (*Input, error) {
@@ -48,7 +51,13 @@ func NewInput(cfg Config) (*Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Input{cfg: cfg, filters: f}, nil
+	in := &Input{cfg: cfg, filters: f}
+	if in.cfg.Snapshot == "" {
+		in.cfg.Snapshot = SnapshotNever
+	}
+	in.snap = newSnapshotter(&in.cfg, f)
+	f.sigDB, f.sigName = in.snap.sigDB, in.snap.sigName
+	return in, nil
 }
 
 // Lag returns how far the input is behind the source: now minus the
@@ -81,13 +90,28 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		return err
 	}
 	var start Position
+	snapMode := in.cfg.Snapshot
 	if cp, ok := s.Resume(); ok && cp.Token != "" {
-		start, err = ParseToken(cp.Token)
+		tok, st, err := splitSnapToken(cp.Token)
+		if err == nil {
+			start, err = ParseToken(tok)
+		}
 		if err != nil {
 			return fatal("checkpoint of %s: %v (move the checkpoint away to start as configured)", s.Key(), err)
 		}
-		log.Info("resuming from checkpoint", "position", start.String())
+		in.snap.reset(st, log)
+		if st == nil && snapMode == SnapshotInitialOnly {
+			log.Info("snapshot: initial_only and the snapshot is done: nothing to read")
+			return nil
+		}
+		log.Info("resuming from checkpoint", "position", start.String(), "snapshot_tables_left", len(in.snap.state.Tables))
 	} else {
+		in.snap.reset(nil, log)
+		if snapMode != SnapshotNever {
+			if err := in.snap.planAll(ctx); err != nil {
+				return err
+			}
+		}
 		start, err = in.configuredStart(ctx, info)
 		if err != nil {
 			return err
@@ -96,7 +120,7 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		// crash (or any stop) before the first transaction, a restart
 		// resumes here instead of resolving "current" again and skipping
 		// what was written in between.
-		if err := ic.Mark(ctx, s, pack.Pos{Offset: start.Offset(), Token: start.AppendToken(nil)}); err != nil {
+		if err := ic.Mark(ctx, s, pack.Pos{Offset: start.Offset(), Token: in.snap.appendToken(start.AppendToken(nil))}); err != nil {
 			return err
 		}
 		if err := ic.Commit(ctx); err != nil {
@@ -108,7 +132,8 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 	if err != nil {
 		return err
 	}
-	rs := &runSink{in: in, ic: ic, s: s, ctx: ctx, log: log}
+	defer in.snap.closeConn()
+	rs := &runSink{in: in, ic: ic, s: s, ctx: ctx, log: log, snap: in.snap}
 	d, err := newDecoder(info.MariaDB, in.filters, hist, start, in.cfg.PerEvent, in.cfg.MaskValue)
 	if err != nil {
 		return fatal("start position %s: %v", start, err)
@@ -121,11 +146,29 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 			ic.Flush(ctx)
 			return ctx.Err()
 		}
+		if errors.Is(err, errSnapshotDone) {
+			// initial_only: the last chunk's boundary is marked.
+			if err := ic.Flush(ctx); err != nil {
+				return err
+			}
+			if err := ic.Commit(ctx); err != nil {
+				return err
+			}
+			log.Info("snapshot: initial_only done: stopping")
+			return nil
+		}
 		if isPurgedError(err) || errors.Is(err, errPurged) {
-			next, perr := in.onPurged(ctx, d.committed(), err, log)
+			var next Position
+			var perr error
+			if snapMode == SnapshotWhenNeeded {
+				next, perr = in.purgedSnapshot(ctx, d.committed(), err, log)
+			} else {
+				next, perr = in.onPurged(ctx, d.committed(), err, log)
+			}
 			if perr != nil {
 				return perr
 			}
+			in.snap.dropChunk() // its watermarks may lie before the new position
 			if d, err = newDecoder(info.MariaDB, in.filters, hist, next, in.cfg.PerEvent, in.cfg.MaskValue); err != nil {
 				return fatal("position %s: %v", next, err)
 			}
@@ -272,7 +315,14 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 	}
 	defer st.close()
 	rs.stream = st
+	sn := in.snap
 	for {
+		if err := sn.step(ctx); err != nil {
+			return err
+		}
+		if sn.ran && !sn.active() && in.cfg.Snapshot == SnapshotInitialOnly && !d.inTxn {
+			return errSnapshotDone
+		}
 		var ev streamEvent
 		select {
 		case ev = <-st.events:
@@ -285,6 +335,8 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 			case ev = <-st.events:
 			case err := <-st.errs:
 				return err
+			case <-sn.wake: // an ad hoc snapshot was requested
+				continue
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -444,9 +496,13 @@ type runSink struct {
 	log    *slog.Logger
 	stream *stream
 	tok    []byte
+	snap   *snapshotter
 }
 
 func (r *runSink) row(d *decoder, t *table, kind Kind) error {
+	if sig, err := r.snap.row(r, d, t, kind); sig || err != nil {
+		return err
+	}
 	p, err := r.ic.NewPacket(r.ctx)
 	if err != nil {
 		return err
@@ -462,6 +518,9 @@ func (r *runSink) row(d *decoder, t *table, kind Kind) error {
 }
 
 func (r *runSink) rowsEvent(d *decoder, t *table, kind Kind) error {
+	if sig, err := r.snap.rowsEvent(r, d, t, kind); sig || err != nil {
+		return err
+	}
 	p, err := r.ic.NewPacket(r.ctx)
 	if err != nil {
 		return err
@@ -499,6 +558,7 @@ func (r *runSink) boundary(d *decoder) error {
 	pos := Position{File: d.commitFile, Pos: d.commitPos}
 	r.tok = pos.AppendToken(r.tok[:0])
 	r.tok = append(r.tok, d.committedGTID()...)
+	r.tok = r.snap.appendToken(r.tok)
 	return r.ic.Mark(r.ctx, r.s, pack.Pos{Offset: pos.Offset(), Token: r.tok})
 }
 

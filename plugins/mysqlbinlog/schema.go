@@ -358,6 +358,9 @@ func compile(tm *replication.TableMapEvent, def TableDef, f *filters, source str
 	}
 	t.keep = f.keepTable(t.db, t.name)
 	t.kinds = f.kinds
+	if f != nil && f.isSignal(t.db, t.name) {
+		t.kinds = allKinds // watermarks are inserts or updates
+	}
 	t.native = true
 	for i := range t.cols {
 		c := &t.cols[i]
