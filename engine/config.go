@@ -617,38 +617,6 @@ type Conf struct {
 // (seed brokers, database files).
 func (c *Conf) Offline() bool { return c.offline }
 
-// NewConf builds a Conf from Go values for tests and programmatic use,
-// validating them against spec as the YAML loader would.
-func NewConf(reg *Registry, name, class string, vals map[string]any) (*Conf, error) {
-	doc := map[string]any{"name": name, "class": class}
-	for k, v := range vals {
-		if d, ok := v.(time.Duration); ok {
-			v = d.String()
-		}
-		doc[k] = v
-	}
-	spec, ok := reg.Lookup(class)
-	if !ok {
-		return nil, fmt.Errorf("unknown class %q", class)
-	}
-	section := map[Kind]string{KindInput: "inputs", KindFilter: "filters", KindOutput: "outputs"}[spec.Kind]
-	raw, err := yaml.Marshal(map[string]any{section: []any{doc}})
-	if err != nil {
-		return nil, err
-	}
-	p := &parser{file: "<" + name + ">", reg: reg}
-	cfg := &Config{Engine: DefaultEngineConfig()}
-	var root yaml.Node
-	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, err
-	}
-	p.plugins(root.Content[0].Content[1], spec.Kind, cfg)
-	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
-	}
-	return cfg.Plugins[0].Conf, nil
-}
-
 // Has reports whether key was set in the file or has a default.
 func (c *Conf) Has(key string) bool {
 	c.field(key)
