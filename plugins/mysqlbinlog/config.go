@@ -42,6 +42,10 @@ type Config struct {
 	ReconnectBackoff time.Duration
 	MaxBackoff       time.Duration
 
+	// XAMaxBytes bounds the encoded rows held for prepared XA
+	// transactions until their XA COMMIT or ROLLBACK (0: the default).
+	XAMaxBytes int64
+
 	PerEvent    bool // one packet per rows event instead of per row
 	Include     []string
 	Exclude     []string
@@ -71,7 +75,7 @@ func DefaultConfig() Config {
 		User: "dbus", Flavor: "auto", Start: "current", UseGTID: true, OnPurged: "fail",
 		Heartbeat: time.Second, ReadTimeout: 10 * time.Second, ConnectTimeout: 10 * time.Second,
 		ReconnectBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
-		MaskValue: "***", MaxRowBytes: 1 << 20, Decoder: "native",
+		MaskValue: "***", MaxRowBytes: 1 << 20, Decoder: "native", XAMaxBytes: DefaultXAMaxBytes,
 		Snapshot: SnapshotNever, SnapshotChunkRows: 4096, SnapshotChunkBytes: 32 << 20, SnapshotSignalTable: "dbus.dbus_signal",
 	}
 }
@@ -126,6 +130,9 @@ func (c *Config) Validate() error {
 	if c.ReadTimeout > 0 && c.Heartbeat > 0 && c.ReadTimeout <= c.Heartbeat {
 		return fmt.Errorf("read_timeout %v must be longer than heartbeat %v (an idle server sends only heartbeats)", c.ReadTimeout, c.Heartbeat)
 	}
+	if c.XAMaxBytes < 0 {
+		return fmt.Errorf("xa_max_bytes: must not be negative")
+	}
 	if _, err := newFilters(c.Include, c.Exclude, c.DropColumns, c.MaskColumns, c.Kinds); err != nil {
 		return err
 	}
@@ -175,6 +182,7 @@ var spec = engine.Spec{
 		{Name: "mask_columns", Type: engine.TypeStrings, Doc: "Columns whose non-null values are replaced by mask_value: db.table.column globs."},
 		{Name: "mask_value", Type: engine.TypeString, Default: "***", Doc: "Replacement of masked values."},
 		{Name: "kinds", Type: engine.TypeStrings, Doc: "Change kinds kept: insert, update, delete (empty: all)."},
+		{Name: "xa_max_bytes", Type: engine.TypeSize, Default: int64(DefaultXAMaxBytes), Doc: "Memory for the rows of prepared XA transactions, held until their XA COMMIT (then emitted) or XA ROLLBACK (dropped); past it the input stops with an error naming the transaction. While one is unresolved the checkpoint stays before its prepare."},
 		{Name: "max_row_bytes", Type: engine.TypeSize, Default: int64(1 << 20), Doc: "Row changes with a larger payload are counted, logged with their position and marked with attribute oversize=true; they are still emitted (outputs that reject them route them to the dead-letter output). 0: no limit."},
 		{Name: "schema_file", Type: engine.TypeString, Default: "", Path: true, Writes: engine.WritesFile, Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},
 		{Name: "snapshot", Type: engine.TypeString, Default: SnapshotNever, Enum: []string{SnapshotNever, SnapshotInitial, SnapshotWhenNeeded, SnapshotInitialOnly}, Doc: "Existing rows: never; initial (without a checkpoint, every included table is read in key-ordered chunks interleaved with the stream, as kind read packets, no global lock); when_needed (also when the checkpoint position was purged: restart from the current position with a snapshot); initial_only (snapshot, then stop). Ad hoc: dbc snapshot INPUT db.table."},
@@ -226,6 +234,7 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.MaskValue = c.String("mask_value")
 	cfg.Kinds = c.Strings("kinds")
 	cfg.MaxRowBytes = c.Size("max_row_bytes")
+	cfg.XAMaxBytes = c.Size("xa_max_bytes")
 	cfg.SchemaFile = c.String("schema_file")
 	cfg.Decoder = c.String("decoder")
 	cfg.Snapshot = c.String("snapshot")

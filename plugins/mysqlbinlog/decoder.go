@@ -20,6 +20,12 @@ type sink interface {
 	boundary(d *decoder) error
 	// heartbeat: the source has nothing newer to send.
 	heartbeat(d *decoder)
+	// packet emits a packet encoded ahead: a held row of a committed XA
+	// transaction, a statement packet (truncate, ddl).
+	packet(d *decoder, op *outPacket) error
+	// xaResolved reports an XA COMMIT (committed) or ROLLBACK at the
+	// current event; t is nil when its prepare was not read.
+	xaResolved(d *decoder, xid string, t *xaTxn, committed bool, at string)
 }
 
 // decoder turns binlog events into row changes and transaction
@@ -59,6 +65,9 @@ type decoder struct {
 	rows, txns uint64
 	// nativeEvents counts rows events decoded natively (tests).
 	nativeEvents uint64
+
+	// Prepared XA transactions whose rows are held (xa.go).
+	xa xaState
 }
 
 func newDecoder(mariadb bool, f *filters, hist *history, start Position, perEvent bool, mask string) (*decoder, error) {
@@ -92,6 +101,11 @@ func (d *decoder) where(h *replication.EventHeader) string {
 }
 
 func (d *decoder) handle(ev streamEvent, s sink) error {
+	if g, ok := ev.ev.Event.(*replication.MariadbGTIDEvent); ok && g.Flags&mariaFlPreparedXA != 0 {
+		if err := d.mariaGTIDXA(ev.ev.Header, g.Flags, ev.ev.RawData); err != nil {
+			return err
+		}
+	}
 	return d.handleEvent(ev.ev.Header, ev.ev.Event, ev.raw, s)
 }
 
@@ -107,6 +121,10 @@ func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, r
 				r = &raw[i]
 				break
 			}
+		}
+		if d.xa.cur != nil {
+			// An XA transaction's rows: held until it is resolved (xa.go).
+			return d.rowsEvent(h, e, r, &d.xa)
 		}
 		return d.rowsEvent(h, e, r, s)
 	case *replication.TableMapEvent:
@@ -141,6 +159,10 @@ func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, r
 			// Started from a GTID set: the first rotate names the file.
 			d.commitFile, d.commitPos = d.file, uint32(e.Position)
 		}
+	case *replication.GenericEvent:
+		if h.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return d.xaPrepare(h, e.Data, s)
+		}
 	case *replication.HeartbeatEvent:
 		s.heartbeat(d)
 	case *replication.TransactionPayloadEvent:
@@ -157,6 +179,11 @@ func (d *decoder) handleEvent(h *replication.EventHeader, e replication.Event, r
 
 func (d *decoder) query(h *replication.EventHeader, e *replication.QueryEvent, s sink) error {
 	q := e.Query
+	if len(q) > 3 && q[0]|0x20 == 'x' && q[1]|0x20 == 'a' && q[2] == ' ' {
+		if ok, err := d.xaQuery(h, q, s); ok {
+			return err
+		}
+	}
 	switch {
 	case eqFold(q, "BEGIN"):
 		if !d.gtid.hasCur {

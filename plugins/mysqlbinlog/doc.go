@@ -54,4 +54,42 @@
 //     up without restarting dbusd.
 //  8. Lag, Oversize, Reconnects, Rows and NativeRows are safe to call from any
 //     goroutine (metrics).
+//
+// # XA transactions
+//
+// The server logs an XA transaction when it is prepared: a GTID event
+// flagged FL_PREPARED_XA carrying the xid (MySQL: a query "XA START
+// xid"), the rows, "XA END xid", and XA_PREPARE_LOG_EVENT as the group's
+// end. The outcome is a later group of its own, "XA COMMIT xid" or "XA
+// ROLLBACK xid". MariaDB logs XA COMMIT ... ONE PHASE as an ordinary
+// transaction (MySQL: a prepare event flagged one-phase, which commits).
+//
+//  1. The rows of a prepared transaction are encoded and held in memory
+//     by xid (xa.go), at most xa_max_bytes over all held transactions;
+//     past it the input stops with an error naming the xid, the position
+//     and the setting (the engine restarts it; it stops again at the same
+//     place until the bound is raised or the transaction resolved).
+//  2. XA COMMIT emits them in logged order, with the commit's position as
+//     their packet offset; their payload's source still names where the
+//     rows were logged (the prepare's file, pos and GTID). XA ROLLBACK
+//     drops them: logged, counted by XARolledBack.
+//  3. Checkpoint: a boundary marks the position after it, except while a
+//     prepared transaction is unresolved: then it marks the boundary
+//     before the oldest unresolved prepare (file, pos and GTID set as
+//     they were before its GTID event). A checkpoint C marked at read
+//     position Q implies that every transaction prepared before C was
+//     resolved before Q, and its committed rows were emitted before that
+//     mark and are done.
+//  4. A restart (of dbusd, or of the input after an error) resumes at C:
+//     re-reading the prepares after C rebuilds the held set. What was
+//     read between C and Q is emitted again (at least once; duplicates
+//     are bounded by what was read since the oldest unresolved prepare).
+//     An XA COMMIT whose prepare lies before C is logged and skipped: its
+//     rows were delivered before the restart. A reconnect within one run
+//     keeps the held set and resumes after the last boundary.
+//  5. A transaction left prepared holds the checkpoint back: a restart
+//     re-reads from its prepare, so its binlog file must not be purged
+//     (on_purged applies). XAHeld reports how many are held. At a first
+//     start, a commit of a transaction prepared before the start position
+//     is logged; its rows were never read.
 package mysqlbinlog

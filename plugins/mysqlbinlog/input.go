@@ -29,6 +29,8 @@ type Input struct {
 	reconnect atomic.Uint64 // reconnects after a lost connection
 	rowsOut   atomic.Uint64 // row packets emitted
 	nativeOut atomic.Uint64 // of which decoded by the native decoder
+	xaRolled  atomic.Uint64 // prepared XA transactions rolled back (rows dropped)
+	xaHeld    atomic.Int64  // prepared XA transactions whose rows are held
 	snapRows  atomic.Uint64 // kind read packets emitted by snapshots
 
 	snap *snapshotter // snapshot.go
@@ -309,6 +311,7 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 	}
 	d.inTxn = false
 	d.gtid.hasCur = false
+	d.xa.cur, d.xa.max = nil, in.cfg.XAMaxBytes // prepared ones stay held
 	st, err := startStream(ctx, &in.cfg, in.filters, info, start, log)
 	if err != nil {
 		return err
@@ -558,6 +561,13 @@ func (r *runSink) boundary(d *decoder) error {
 	pos := Position{File: d.commitFile, Pos: d.commitPos}
 	r.tok = pos.AppendToken(r.tok[:0])
 	r.tok = append(r.tok, d.committedGTID()...)
+	r.in.xaHeld.Store(int64(len(d.xa.held)))
+	if x := d.xa.oldest(); x != nil {
+		// A prepared XA transaction is unresolved: a restart must re-read
+		// its prepare, its rows are held only in memory (xa.go).
+		pos = x.start
+		r.tok = pos.AppendToken(r.tok[:0])
+	}
 	r.tok = r.snap.appendToken(r.tok)
 	return r.ic.Mark(r.ctx, r.s, pack.Pos{Offset: pos.Offset(), Token: r.tok})
 }

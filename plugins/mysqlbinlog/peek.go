@@ -114,6 +114,16 @@ func (p *peekSink) rowsEvent(d *decoder, t *table, kind Kind) error {
 func (p *peekSink) boundary(d *decoder) error { return nil }
 func (p *peekSink) heartbeat(d *decoder)      { p.lag = 0 }
 
+func (p *peekSink) packet(d *decoder, op *outPacket) error {
+	if op.row {
+		p.rows++
+	}
+	_, p.err = p.w.Write(append(append(p.buf[:0], op.payload...), '\n'))
+	return p.err
+}
+
+func (p *peekSink) xaResolved(d *decoder, xid string, t *xaTxn, committed bool, at string) {}
+
 // rate writes "# rows N (R/s) txns T lag L at file:pos".
 func (p *peekSink) rate(d *decoder) {
 	now := time.Now()
