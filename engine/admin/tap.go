@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/valyala/bytebufferpool"
 )
 
 // tapRequest is a validated GET /api/v1/tap/{node} query.
@@ -145,12 +145,11 @@ func (s *Server) handleTap(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("tap started", "node", node, "max", req.Max, "every", req.Every, "remote", r.RemoteAddr)
 	sent := 0
 	reason := "max"
-	enc := json.NewEncoder(w)
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
 	for rec := range ch {
-		if req.SSE {
-			b, _ := json.Marshal(rec)
-			fmt.Fprintf(w, "event: packet\ndata: %s\n\n", b)
-		} else if err := enc.Encode(rec); err != nil {
+		buf.B = appendTapLine(buf.B[:0], &rec, req.SSE)
+		if _, err := w.Write(buf.B); err != nil {
 			break
 		}
 		if rc.Flush() != nil {

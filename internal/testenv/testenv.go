@@ -154,3 +154,8 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Race reports whether the race detector is on. Allocation counts of code
+// that uses sync.Pool (bytebufferpool, encoding/json) are not meaningful
+// then: the race detector makes sync.Pool drop items at random.
+func Race() bool { return raceEnabled }

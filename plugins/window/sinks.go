@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // sinkConfig is the "sinks" block.
@@ -238,10 +240,24 @@ func (s *sinkSet) run() {
 	}
 }
 
+// alertLine encodes a into buf as one JSON line: what json.Marshal writes,
+// then '\n'. buf comes from bytebufferpool, so that an alert's body costs
+// no allocation once the pool is warm (TestWindowAlarmAlertBodyAllocsZero).
+func alertLine(buf *bytebufferpool.ByteBuffer, a *Alert) error {
+	buf.Reset()
+	return json.NewEncoder(buf).Encode(a)
+}
+
 func (s *sinkSet) deliver(a *Alert) {
-	body, _ := json.Marshal(a)
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf) // post waits until the request body is closed
+	if err := alertLine(buf, a); err != nil {
+		s.warn("alert not encoded", "rule", a.Rule, "group", a.Group, "err", err)
+		return
+	}
+	body := buf.B[:len(buf.B)-1]
 	if s.stdout != nil {
-		s.stdout.Write(append(body, '\n'))
+		s.stdout.Write(buf.B)
 	}
 	if w := s.webhook; w != nil {
 		var err error
@@ -260,11 +276,40 @@ func (s *sinkSet) deliver(a *Alert) {
 	}
 }
 
+// postBody is a webhook request body that says when the transport closed
+// it: the transport may still read a body after Do returned (a server
+// that answers early), and body lives in a pooled buffer.
+type postBody struct {
+	*bytes.Reader
+	once sync.Once
+	wg   *sync.WaitGroup
+}
+
+func newPostBody(body []byte, wg *sync.WaitGroup) *postBody {
+	wg.Add(1)
+	return &postBody{Reader: bytes.NewReader(body), wg: wg}
+}
+
+func (b *postBody) Close() error {
+	b.once.Do(b.wg.Done)
+	return nil
+}
+
+// post sends body to the webhook. It returns only when the transport is
+// done with every reader of body (closed them: Do closes the body even on
+// errors), so the caller may reuse body's memory.
 func (s *sinkSet) post(w *webhookConfig, body []byte) error {
-	req, err := http.NewRequest(http.MethodPost, w.URL, bytes.NewReader(body))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pb := newPostBody(body, &wg)
+	req, err := http.NewRequest(http.MethodPost, w.URL, pb)
 	if err != nil {
+		pb.Close()
 		return err
 	}
+	// A redirect (307/308) sends the body again.
+	req.GetBody = func() (io.ReadCloser, error) { return newPostBody(body, &wg), nil }
+	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range w.Headers {
 		req.Header.Set(k, v)
