@@ -17,6 +17,7 @@ import (
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/engine/admin"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/mock"
 	"gopkg.in/yaml.v3"
 )
@@ -210,13 +211,23 @@ func (h *harness) node(name string) engine.NodeSnapshot {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testenv.Eventually(t, 5*time.Second, cond, "waiting for %s", what)
+}
+
+// settled waits until get has returned the same value for 50ms (a paused
+// pipeline draining what it had in hand) and returns that value.
+func settled(t *testing.T, what string, get func() uint64) uint64 {
+	t.Helper()
+	var last uint64
+	var since time.Time
+	waitFor(t, what, func() bool {
+		if v := get(); v != last || since.IsZero() {
+			last, since = v, time.Now()
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return time.Since(since) >= 50*time.Millisecond
+	})
+	return last
 }
 
 func TestAPIReadEndpoints(t *testing.T) {
@@ -255,10 +266,18 @@ func TestAPIReadEndpoints(t *testing.T) {
 	code, b = h.do("GET", "/api/v1/plugins?kind=sideways", "")
 	h.wantError(code, b, 400, "kind")
 
+	// Rates need two samples of the counters: wait until every node has one.
 	var d admin.DAG
-	h.getJSON("/api/v1/dag", &d)
-	time.Sleep(300 * time.Millisecond)
-	h.getJSON("/api/v1/dag", &d)
+	waitFor(t, "every node's out rate", func() bool {
+		d = admin.DAG{}
+		h.getJSON("/api/v1/dag", &d)
+		for _, n := range d.Nodes {
+			if n.OutRate <= 0 {
+				return false
+			}
+		}
+		return len(d.Nodes) > 0
+	})
 	if len(d.Nodes) != 3 || len(d.Edges) != 2 {
 		t.Fatalf("dag %+v", d)
 	}
@@ -406,12 +425,13 @@ outputs:
 			t.Fatalf("%s not paused in stats", name)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	g1, o1 := h.node("gen").Out, h.node("other").Out
-	time.Sleep(150 * time.Millisecond)
-	if g2, o2 := h.node("gen").Out, h.node("other").Out; g2 > g1+512 || o2 > o1+512 {
-		t.Fatalf("paused inputs kept emitting: gen %d -> %d, other %d -> %d", g1, g2, o1, o2)
-	}
+	// A batch in hand when the pause came may still be emitted: wait for
+	// the counters to stand still, then watch that they stay so.
+	g1 := settled(t, "gen to go quiet", func() uint64 { return h.node("gen").Out })
+	o1 := settled(t, "other to go quiet", func() uint64 { return h.node("other").Out })
+	testenv.Never(t, 150*time.Millisecond, func() bool {
+		return h.node("gen").Out > g1+512 || h.node("other").Out > o1+512
+	}, "paused inputs kept emitting: gen from %d, other from %d", g1, o1)
 	var q struct{ Nodes []admin.QueueView }
 	h.getJSON("/api/v1/queues", &q)
 	for _, n := range q.Nodes {
@@ -542,7 +562,15 @@ func TestAPIReloadsLoseNoPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, base: "http://" + srv.Addr()}
-	time.Sleep(50 * time.Millisecond)
+	// Each generation must deliver something before the next reload (the
+	// test checks that all five were seen, in order).
+	delivered := func(suffix byte) func() bool {
+		return func() bool {
+			ps := rec.Payloads()
+			return len(ps) > 0 && ps[len(ps)-1][len(ps[len(ps)-1])-1] == suffix
+		}
+	}
+	waitFor(t, "generation a to deliver", delivered('a'))
 	for i, suffix := range []string{"b", "c", "d", "e"} {
 		code, b := h.do("POST", "/api/v1/reload", fmt.Sprintf(basePipeline, suffix)+"admin: {}\n")
 		if code != 200 {
@@ -556,7 +584,7 @@ func TestAPIReloadsLoseNoPacket(t *testing.T) {
 		if code != 400 || sup.Generation() != int64(i+2) {
 			t.Fatalf("bad reload: %d, generation %d", code, sup.Generation())
 		}
-		time.Sleep(40 * time.Millisecond)
+		waitFor(t, "generation "+suffix+" to deliver", delivered(suffix[0]))
 	}
 	srv.Close()
 	cancel()
@@ -641,14 +669,15 @@ func TestAPITap(t *testing.T) {
 	}
 	// A paused input emits nothing: the tap ends at its timeout, with what it got.
 	h.do("POST", "/api/v1/inputs/gen/pause", "")
-	time.Sleep(30 * time.Millisecond)
+	settled(t, "the paused input to go quiet", func() uint64 { return h.node("gen").Out })
 	started := time.Now()
 	result := make(chan int, 1)
+	taps := h.srv.TapsStarted()
 	go func() {
 		code, _ := h.do("GET", "/api/v1/tap/gen?max=50&timeout=400ms", "")
 		result <- code
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the tap to start", func() bool { return h.srv.TapsStarted() > taps })
 	// max_concurrent is 1.
 	code, b = h.do("GET", "/api/v1/tap/f?max=1", "")
 	h.wantError(code, b, 429, "max_concurrent")
@@ -666,24 +695,17 @@ func TestAPITapOneAtATimePerNode(t *testing.T) {
 	h.do("POST", "/api/v1/inputs/gen/pause", "")
 	// Packets emitted before the pause may still be on their way (a tap
 	// would see them and end early).
-	waitFor(t, "the paused pipeline to go quiet", func() bool {
-		n := h.rec.Len()
-		time.Sleep(100 * time.Millisecond)
-		return h.rec.Len() == n
-	})
+	settled(t, "the paused pipeline to go quiet", func() uint64 { return uint64(h.rec.Len()) })
 	result := make(chan int, 1)
 	go func() {
 		// Retried while a probe below holds the node's tap slot.
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			code, _ := h.do("GET", "/api/v1/tap/out?max=10&timeout=20s", "")
-			if code != 409 || time.Now().After(deadline) {
-				result <- code
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		var code int
+		testenv.WaitFor(5*time.Second, func() bool {
+			code, _ = h.do("GET", "/api/v1/tap/out?max=10&timeout=20s", "")
+			return code != 409
+		})
+		result <- code
 	}()
-	time.Sleep(150 * time.Millisecond)
 	waitFor(t, "the first tap", func() bool {
 		code, b := h.do("GET", "/api/v1/tap/out?max=1&timeout=50ms", "")
 		if code == 409 {
@@ -723,11 +745,11 @@ func TestAPIMetricsEndpointMoves(t *testing.T) {
 	}
 	series := `dbus_plugin_packets_out_total{class="Rec",kind="output",plugin="out"}`
 	a := sample(scrape(), series)
-	time.Sleep(150 * time.Millisecond)
-	text := scrape()
-	if b := sample(text, series); a == b {
-		t.Fatalf("%s did not move: %s", series, a)
-	}
+	var text string
+	waitFor(t, series+" to move from "+a, func() bool {
+		text = scrape()
+		return sample(text, series) != a
+	})
 	for _, n := range []string{"dbus_config_generation 1", "go_goroutines", "process_resident_memory_bytes", "dbus_build_info{"} {
 		if !strings.Contains(text, n) {
 			t.Fatalf("metrics lack %s", n)
@@ -779,10 +801,8 @@ func TestAPIUIServedAndRootRedirects(t *testing.T) {
 func TestAPIWatchReloadsOnFileChange(t *testing.T) {
 	section := "{watch: true, watch_interval: 20ms}"
 	h := start(t, hopts{file: true, section: section})
-	time.Sleep(60 * time.Millisecond)
-	if g := h.sup.Generation(); g != 1 {
-		t.Fatalf("watcher reloaded an unchanged file: generation %d", g)
-	}
+	testenv.Never(t, 60*time.Millisecond, func() bool { return h.sup.Generation() != 1 },
+		"watcher reloaded an unchanged file: generation %d", h.sup.Generation())
 	write := func(s string) {
 		// Write to a temp file and rename, as editors and config management do.
 		tmp := h.path + ".tmp"
@@ -801,10 +821,8 @@ func TestAPIWatchReloadsOnFileChange(t *testing.T) {
 		h.getJSON("/api/v1/status", &st)
 		return st.LastReload != nil && st.LastReload.Source == "watch" && st.LastReload.Error != ""
 	})
-	time.Sleep(100 * time.Millisecond)
-	if g := h.sup.Generation(); g != 2 {
-		t.Fatalf("a bad file changed the generation to %d", g)
-	}
+	testenv.Never(t, 100*time.Millisecond, func() bool { return h.sup.Generation() != 2 },
+		"a bad file changed the generation")
 	write(fmt.Sprintf(basePipeline, "x") + "admin: " + section + "\n")
 	waitFor(t, "the fixed file to load", func() bool { return h.sup.Generation() == 3 })
 }

@@ -68,6 +68,8 @@ type decoder struct {
 
 	// Prepared XA transactions whose rows are held (xa.go).
 	xa xaState
+	// The statement packet being emitted (statement.go).
+	stmt outPacket
 }
 
 func newDecoder(mariadb bool, f *filters, hist *history, start Position, perEvent bool, mask string) (*decoder, error) {
@@ -201,13 +203,19 @@ func (d *decoder) query(h *replication.EventHeader, e *replication.QueryEvent, s
 	case d.inTxn && isDDL(q):
 		// CREATE TABLE ... SELECT: the new table's definition is logged
 		// inside the transaction that inserts its rows.
-		return d.applyDDL(h, e)
+		if err := d.applyDDL(h, e); err != nil {
+			return err
+		}
+		return d.statementPacket(h, e, s)
 	case d.inTxn:
 		// SAVEPOINT, RELEASE / ROLLBACK TO SAVEPOINT, XA START/END.
 		return nil
 	}
 	// A standalone statement: DDL or an administrative statement.
 	if err := d.applyDDL(h, e); err != nil {
+		return err
+	}
+	if err := d.statementPacket(h, e, s); err != nil {
 		return err
 	}
 	return d.boundary(h, s)

@@ -55,6 +55,18 @@
 //  8. Lag, Oversize, Reconnects, Rows and NativeRows are safe to call from any
 //     goroutine (metrics).
 //
+// # Statement packets
+//
+// TRUNCATE TABLE (kind "truncate") and DDL (kind "ddl": CREATE, ALTER,
+// DROP, RENAME of tables, databases, indexes, views, routines; not
+// accounts, not temporary tables) are packets too (statement.go), emitted
+// in binlog order before the statement's boundary, after the schema
+// history applied it: {"source":{..},"db","table"|null,"kind","ts_ms",
+// "statement"}. Attributes db, table ("" for a statement without a
+// table, such as CREATE DATABASE) and kind; key "db.table" (or "db").
+// include/exclude apply to the statement's db and table; kinds chooses
+// among insert, update, delete, truncate, ddl (empty: all).
+//
 // # XA transactions
 //
 // The server logs an XA transaction when it is prepared: a GTID event

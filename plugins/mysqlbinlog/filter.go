@@ -16,6 +16,7 @@ type filters struct {
 	include, exclude []string
 	drop, mask       []string
 	kinds            uint8
+	stmtKinds        uint8 // statement packets kept: truncate, ddl (statement.go)
 	// The snapshot signal table (snapshot.go): always read, every kind.
 	sigDB, sigName string
 }
@@ -37,7 +38,7 @@ func newFilters(include, exclude, drop, mask, kinds []string) (*filters, error) 
 		}
 	}
 	if len(kinds) == 0 {
-		f.kinds = allKinds
+		f.kinds, f.stmtKinds = allKinds, allStmtKinds
 	}
 	for _, k := range kinds {
 		switch k {
@@ -47,8 +48,12 @@ func newFilters(include, exclude, drop, mask, kinds []string) (*filters, error) 
 			f.kinds |= 1 << KindUpdate
 		case "delete":
 			f.kinds |= 1 << KindDelete
+		case "truncate":
+			f.stmtKinds |= stmtTruncate
+		case "ddl":
+			f.stmtKinds |= stmtDDL
 		default:
-			return nil, fmt.Errorf("bad kind %q: want insert, update or delete", k)
+			return nil, fmt.Errorf("bad kind %q: want insert, update, delete, truncate or ddl", k)
 		}
 	}
 	return f, nil
