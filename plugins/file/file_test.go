@@ -66,13 +66,43 @@ func (r *running) stop(t testing.TB) {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testenv.Eventually(t, 20*time.Second, cond, "waiting for %s", what)
+}
+
+// noMore checks that rec gets nothing beyond n lines for a while: a line
+// delivered twice would arrive after the last expected one.
+func noMore(t testing.TB, rec *mock.Recorder, n int) {
+	t.Helper()
+	testenv.Never(t, 50*time.Millisecond, func() bool { return rec.Len() > n }, "more than the %d lines expected", n)
+}
+
+// probeOpen appends probe lines to f until one is delivered: the input
+// has the file open and has read to its end (lines written before it
+// opened a file at its end are skipped, so one probe is not enough).
+// It returns how many were written.
+func probeOpen(t testing.TB, f *os.File, rec *mock.Recorder) int {
+	t.Helper()
+	n := 0
+	waitFor(t, "the input to read the file to its end", func() bool {
+		if _, err := fmt.Fprintf(f, "probe-%06d\n", n); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		n++
+		return rec.Len() > 0
+	})
+	return n
+}
+
+// withoutProbes returns payloads without probeOpen's lines, and how many
+// of those there were.
+func withoutProbes(payloads [][]byte) ([][]byte, int) {
+	var out [][]byte
+	for _, p := range payloads {
+		if !bytes.HasPrefix(p, []byte("probe-")) {
+			out = append(out, p)
+		}
 	}
+	return out, len(payloads) - len(out)
 }
 
 func writeLines(t testing.TB, f *os.File, tag string, from, to int) {
@@ -188,7 +218,7 @@ func TestFileTailRotationCountsEveryLine(t *testing.T) {
 	writeLines(t, f3, "c", 0, 500)
 	f3.Close()
 	waitFor(t, "lines of the recreated file", func() bool { return rec.Len() >= 2101+3100+500 })
-	time.Sleep(50 * time.Millisecond)
+	noMore(t, rec, 2101+3100+500)
 	r.stop(t)
 	countLines(t, rec.Payloads(), map[string]int{"a": 2101, "b": 3100, "c": 500})
 }
@@ -214,7 +244,7 @@ func TestFileTailTruncationCountsEveryLine(t *testing.T) {
 	writeLines(t, f, "b", 0, 300)
 	f.Close()
 	waitFor(t, "lines after truncation", func() bool { return rec.Len() >= 1300 })
-	time.Sleep(50 * time.Millisecond)
+	noMore(t, rec, 1300)
 	r.stop(t)
 	countLines(t, rec.Payloads(), map[string]int{"a": 1000, "b": 300})
 	for i, a := range rec.Attrs() {
@@ -254,18 +284,25 @@ func TestFileRestartResumesExactly(t *testing.T) {
 	rec2 := mock.NewRecorder()
 	r = start(t, testRegistry(t, rec2), yaml, store)
 	waitFor(t, "second run", func() bool { return rec2.Len() >= 3000 })
-	time.Sleep(50 * time.Millisecond)
+	noMore(t, rec2, 3000)
 	r.stop(t)
 	all := append(rec.Payloads(), rec2.Payloads()...)
 	countLines(t, all, map[string]int{"a": 7000, "b": 1000})
 
-	// Third run with nothing new: nothing delivered again.
+	// Third run with nothing new: nothing delivered again. A probe line
+	// appended to the file shows the input has read it to its end (lines
+	// read again, from either file, would have come before it).
 	rec3 := mock.NewRecorder()
 	r = start(t, testRegistry(t, rec3), yaml, store)
-	time.Sleep(150 * time.Millisecond)
+	f3, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f3.Close()
+	probeOpen(t, f3, rec3)
 	r.stop(t)
-	if rec3.Len() != 0 {
-		t.Fatalf("third run delivered %d lines again", rec3.Len())
+	if again, probes := withoutProbes(rec3.Payloads()); len(again) != 0 || probes == 0 {
+		t.Fatalf("third run delivered %d lines again (%d probes)", len(again), probes)
 	}
 }
 
@@ -277,13 +314,18 @@ func TestFileStartAtEnd(t *testing.T) {
 	rec := mock.NewRecorder()
 	yaml := strings.Replace(tailYAML(path), "start: beginning", "start: end", 1)
 	r := start(t, testRegistry(t, rec), yaml, engine.NewMemoryStore())
-	time.Sleep(100 * time.Millisecond)
+	probeOpen(t, f, rec)
 	writeLines(t, f, "new", 0, 10)
 	f.Close()
-	waitFor(t, "new lines", func() bool { return rec.Len() >= 10 })
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "new lines", func() bool {
+		got, _ := withoutProbes(rec.Payloads())
+		return len(got) >= 10
+	})
+	n := rec.Len()
+	noMore(t, rec, n)
 	r.stop(t)
-	countLines(t, rec.Payloads(), map[string]int{"new": 10})
+	got, _ := withoutProbes(rec.Payloads())
+	countLines(t, got, map[string]int{"new": 10})
 }
 
 // writeArchive writes lines tag-from..tag-to-1 to path, compressed by kind.
