@@ -140,6 +140,39 @@ type AsyncOutput interface {
 	WriteAsync(ctx context.Context, batch []*pack.Packet, c Completion)
 }
 
+// TransactionalOutput is an optional ability of an output that can write
+// its records and the positions of the input feeding it in one
+// transaction of its sink (KafkaOutput exactly_once). When Transactional
+// reports true the engine (txn.go, DESIGN.md "Exactly-once"):
+//
+//  1. refuses the pipeline unless this output is its only output, with
+//     no dead_letter, fed by exactly one input, through filters that keep
+//     no state (no Stateful, no Ticker);
+//  2. calls BindTransaction once, before Start, with that input;
+//  3. after Start and before the input runs, calls LoadCheckpoints: the
+//     positions it returns ("input/stream" keys) take precedence over the
+//     checkpoint store;
+//  4. calls Write (never WriteAsync) from the output's goroutine. Write
+//     returns once the records are part of the open transaction (the
+//     output copies what it keeps); the engine then acks the packets;
+//  5. between Writes, when CommitDue says so (or an input asked for a
+//     synchronous Commit), calls CommitTransaction with the input's
+//     positions covering exactly the packets acked so far. It calls it
+//     only when the positions are exact (no packet acked after the last
+//     boundary: a binlog transaction is never split);
+//  6. never saves the input's positions in the checkpoint store and never
+//     calls its Committer: the transaction is the only place they live;
+//  7. on any error from Write or CommitTransaction stops the pipeline (the
+//     transaction is aborted; Run returns the error): the next run resumes
+//     from what LoadCheckpoints returns.
+type TransactionalOutput interface {
+	Transactional() bool
+	BindTransaction(input string, in Input) error
+	LoadCheckpoints(ctx context.Context) (map[string]Checkpoint, error)
+	CommitDue() bool
+	CommitTransaction(ctx context.Context, cps map[string]Checkpoint) error
+}
+
 // InFlightDefaulter is an AsyncOutput whose in_flight default is not 1:
 // a client that pipelines (Kafka) needs several engine batches handed
 // over to fill its own batches while earlier ones await their acks. An

@@ -80,6 +80,9 @@ type Engine struct {
 	startTime time.Time
 	hardStop  atomic.Bool
 	leaseLost atomic.Bool // Options.Lease returned false once
+	// txn binds a transactional (exactly_once) output to its input, or
+	// is nil (txn.go).
+	txn *txnBinding
 }
 
 // inbox is the ring in front of a node that runs in its own goroutine
@@ -140,6 +143,14 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 	if len(errs) > 0 {
 		closeAll(instances)
 		return nil, errors.Join(errs...)
+	}
+	var txnOut, txnIn *node
+	if !opts.DryRun {
+		e.txn, txnOut, txnIn, err = bindTransaction(g, instances)
+		if err != nil {
+			closeAll(instances)
+			return nil, err
+		}
 	}
 	// Where each node runs (engine/internal/plan), then a ring for each node with a
 	// goroutine of its own.
@@ -202,6 +213,15 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 	e.runners = map[*node]*outputRunner{}
 	for _, or := range e.outputs {
 		e.runners[or.n] = or
+	}
+	if e.txn != nil {
+		e.txn.e, e.txn.or = e, e.runners[txnOut]
+		e.txn.or.async = nil // Write only: acked once in the open transaction
+		for _, ir := range e.inputs {
+			if ir.n == txnIn {
+				e.txn.ir = ir
+			}
+		}
 	}
 	// Wire fused chains into input and filter owners (needs instances).
 	for _, ir := range e.inputs {
@@ -319,6 +339,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.store.Close()
 		return err
 	}
+	if e.txn != nil {
+		if err := e.txn.load(ctx); err != nil {
+			e.closePlugins()
+			e.store.Close()
+			return err
+		}
+	}
 	for _, or := range e.outputs {
 		if !or.n.inline {
 			e.goOwned("output "+or.n.name(), or.run)
@@ -396,6 +423,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.closePlugins()
 	if err := e.store.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
+	}
+	if e.txn != nil {
+		if err := e.txn.failure(); err != nil {
+			runErr = errors.Join(err, runErr)
+		}
 	}
 	if e.leaseLost.Load() {
 		runErr = errors.Join(fmt.Errorf("%w: stopped writing; packets not written will be read again from the last checkpoint", ErrLeaseExpired), runErr)
@@ -631,6 +663,9 @@ func (e *Engine) commit(ctx context.Context) error {
 	var ms []moved
 	cps := map[string]Checkpoint{}
 	for _, ir := range e.inputs {
+		if e.txn != nil && e.txn.ir == ir {
+			continue // its positions live in the output's transactions
+		}
 		for _, s := range ir.streamList() {
 			off, tok, gen, ok := s.win.Checkpoint(s.tok[:0])
 			s.tok = tok[:0]

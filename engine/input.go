@@ -230,6 +230,9 @@ func (ir *inputRunner) Commit(ctx context.Context) error {
 	if err := ir.Flush(ctx); err != nil {
 		return err
 	}
+	if b := ir.e.txn; b != nil && b.ir == ir {
+		return b.commitSync(ctx)
+	}
 	return ir.e.commit(ctx)
 }
 

@@ -96,6 +96,10 @@ func (or *outputRunner) finish() {
 func (or *outputRunner) run() {
 	e := or.e
 	defer or.finish()
+	if e.txn != nil && e.txn.or == or {
+		or.runTxn(e.txn)
+		return
+	}
 	if or.async != nil {
 		or.runAsync()
 		return

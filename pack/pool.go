@@ -359,13 +359,14 @@ type Releaser struct {
 		win        *Window
 		start, end uint64
 		off        int64 // newest boundary in the run, or noBoundary
+		open       bool  // the run's last packet is not a boundary
 	}
 }
 
 // flushRun marks the pending run of done sequences.
 func (r *Releaser) flushRun() {
 	if r.run.win != nil {
-		r.run.win.doneRun(r.run.start, r.run.end-r.run.start, r.run.off)
+		r.run.win.doneRun(r.run.start, r.run.end-r.run.start, r.run.off, r.run.open)
 		r.run.win = nil
 	}
 }
@@ -381,7 +382,10 @@ func (r *Releaser) runAdd(w *Window, pk *Packet) {
 	}
 	if pk.Flags&FlagBoundary != 0 {
 		r.run.off = pk.Pos.Offset
+		r.run.open = false
 		w.setTok(r.run.start, pk.Pos.Token)
+	} else {
+		r.run.open = true
 	}
 }
 

@@ -49,7 +49,11 @@ type Window struct {
 	ckptTok []byte
 	ckptSeq uint64 // last sequence of the run the checkpoint came from
 	ckptOK  bool
-	gen     uint64 // bumped whenever the checkpoint moves
+	// ckptOpen: sequences below low after the checkpoint's boundary are
+	// done (packets past the committable position were delivered). A
+	// transactional output commits only when it is false (ExactCheckpoint).
+	ckptOpen bool
+	gen      uint64 // bumped whenever the checkpoint moves
 }
 
 type wslot struct {
@@ -64,6 +68,9 @@ type wslot struct {
 	// at this slot, or noBoundary; written before done (by whoever marks
 	// the run done), read only at a run's first slot.
 	off int64
+	// open says the run ends with packets that are not boundaries (after
+	// its newest boundary, or with none at all); written with off.
+	open bool
 }
 
 // noBoundary marks a slot without a checkpointable position (offsets of
@@ -177,6 +184,7 @@ func (w *Window) Mark(ctx context.Context, off int64, tok []byte) error {
 	}
 	s := &w.slots[seq&w.mask]
 	s.off = off
+	s.open = false
 	w.setTok(seq, tok)
 	s.done.Store(seq + 1)
 	w.local = seq + 1
@@ -205,9 +213,11 @@ func (w *Window) Done(p *Packet) {
 	s := &w.slots[p.Seq&w.mask]
 	if p.Flags&FlagBoundary != 0 {
 		s.off = p.Pos.Offset
+		s.open = false
 		w.setTok(p.Seq, p.Pos.Token)
 	} else {
 		s.off = noBoundary
+		s.open = true
 	}
 	s.done.Store(p.Seq + 1)
 }
@@ -226,15 +236,16 @@ func (w *Window) DoneRange(ps []*Packet) {
 			w.setTok(start, p.Pos.Token)
 		}
 	}
-	w.doneRun(start, uint64(len(ps)), off)
+	w.doneRun(start, uint64(len(ps)), off, ps[len(ps)-1].Flags&FlagBoundary == 0)
 }
 
 // doneRun marks the n sequences from seq done, off being the offset of the
 // newest boundary among them (noBoundary if none; its token, if any, is
-// already in seq's slot).
-func (w *Window) doneRun(seq, n uint64, off int64) {
+// already in seq's slot); open says its last sequence is not a boundary.
+func (w *Window) doneRun(seq, n uint64, off int64, open bool) {
 	s := &w.slots[seq&w.mask]
 	s.off = off
+	s.open = open
 	s.done.Store(seq + n)
 }
 
@@ -259,6 +270,7 @@ func (w *Window) Advance() uint64 {
 			w.ckptOK = true
 			moved = true
 		}
+		w.ckptOpen = s.open
 		low = end
 	}
 	if moved {
@@ -280,6 +292,21 @@ func (w *Window) Checkpoint(dst []byte) (off int64, tok []byte, gen uint64, ok b
 	tok = append(dst, w.ckptTok...)
 	w.mu.Unlock()
 	return off, tok, gen, ok
+}
+
+// ExactCheckpoint is Checkpoint plus exact: whether the position covers
+// exactly the done sequences below the watermark, i.e. no packet done
+// after its boundary (a binlog row of a transaction whose end is not
+// marked yet). A transactional output commits its records with the
+// position only when exact holds; otherwise a restart from the position
+// would deliver those packets again.
+func (w *Window) ExactCheckpoint(dst []byte) (off int64, tok []byte, ok, exact bool) {
+	w.Advance()
+	w.mu.Lock()
+	off, ok, exact = w.ckptOff, w.ckptOK, !w.ckptOpen
+	tok = append(dst, w.ckptTok...)
+	w.mu.Unlock()
+	return off, tok, ok, exact
 }
 
 // Drained reports whether every tracked sequence is done.

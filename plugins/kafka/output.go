@@ -43,7 +43,7 @@ var compressions = map[string]kgo.CompressionCodec{
 }
 
 func outputFields() []engine.Field {
-	return append(commonFields(),
+	return append(append(commonFields(),
 		engine.Field{Name: "topic", Type: engine.TypeString, Required: true, Doc: "Topic, or a template over packet attributes such as \"{db}.{table}\" or \"dc2.{kafka.topic}\"."},
 		engine.Field{Name: "topic_map", Type: engine.TypeAny, Doc: "Map of rendered topic -> topic to produce to (renames applied after the template)."},
 		engine.Field{Name: "partitioner", Type: engine.TypeString, Default: "murmur2", Enum: []string{"murmur2", "round_robin", "fixed", "attr"}, Doc: "murmur2: by key, the partition the Java client picks (keyless records round-robin); round_robin; fixed: the partition field; attr: the integer attribute partition_attr (mirroring)."},
@@ -67,7 +67,7 @@ func outputFields() []engine.Field {
 		engine.Field{Name: "origin_id", Type: engine.TypeString, Default: "", Doc: "Origin mark added to records that carry none (usually the source cluster's id); empty adds none."},
 		engine.Field{Name: "cluster_id", Type: engine.TypeString, Default: "", Doc: "This destination cluster's id: records whose origin header equals it are skipped (acked, counted), which breaks mirror loops."},
 		engine.Field{Name: "dryrun_partitions", Type: engine.TypeInt, Default: int64(0), HasRange: true, Min: 0, Max: 1 << 20, Doc: "Partition count used in dry runs; 0 asks the cluster once per topic (1 when it cannot)."},
-	)
+	), txnFields()...)
 }
 
 // Register adds KafkaInput and KafkaOutput to reg.
@@ -120,6 +120,7 @@ type Output struct {
 
 	cl     *kgo.Client
 	dryRun atomic.Bool
+	txn    *txnState // exactly_once, or nil (txn.go)
 	log    *slog.Logger
 
 	// Owned by the Write goroutine.
@@ -258,6 +259,9 @@ func NewOutput(c *engine.Conf) (*Output, error) {
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
 	o.linger = prof.linger
+	if opts, err = o.initTxn(c, opts); err != nil {
+		return nil, err
+	}
 	o.opts = opts
 	return o, nil
 }
@@ -286,6 +290,13 @@ func (o *Output) Start(ctx context.Context) error {
 		}
 	}
 	o.cl = cl
+	if o.txn != nil && !o.dryRun.Load() {
+		if err := o.startTxn(ctx); err != nil {
+			cl.Close()
+			o.cl = nil
+			return err
+		}
+	}
 	if o.mode == partAttr && o.topic.fixed != "" && !o.dryRun.Load() {
 		// Say up front what happens to partitions the target lacks (a
 		// mirror to a topic with fewer partitions than its source).
@@ -312,6 +323,7 @@ func (o *Output) Close(ctx context.Context) error {
 	if o.cl == nil {
 		return nil
 	}
+	o.closeTxn(ctx)
 	err := o.cl.Flush(ctx)
 	o.cl.Close()
 	o.cl = nil
@@ -405,6 +417,9 @@ func (o *Output) putBatch(b *batchState) {
 
 // Write implements engine.Output for callers that do not use WriteAsync.
 func (o *Output) Write(ctx context.Context, batch []*pack.Packet) error {
+	if o.txn != nil && !o.dryRun.Load() {
+		return o.writeTxn(ctx, batch)
+	}
 	o.write(ctx, batch, &o.syncC, true)
 	select {
 	case err := <-o.syncC.ch:
