@@ -305,19 +305,16 @@ outputs:
 func waitCommitted(t testing.TB, seeds []string, group, topic string, want map[int32]int64) {
 	t.Helper()
 	var got map[int32]int64
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	if testenv.WaitFor(10*time.Second, func() bool {
 		got = kfaketest.Committed(t, seeds, group, topic)
-		ok := true
 		for p, o := range want {
 			if o > 0 && got[p] != o {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		return true
+	}) {
+		return
 	}
 	t.Fatalf("group %s committed %v on %s, want the end offsets %v", group, got, topic, want)
 }
@@ -408,7 +405,7 @@ outputs:
 	rec2 := mock.NewRecorder()
 	r = startEngine(t, testRegistry(t, rec2), conf, store)
 	waitFor(t, 20*time.Second, "200 more records", func() bool { return rec2.Len() >= 200 })
-	time.Sleep(200 * time.Millisecond)
+	testenv.Never(t, 200*time.Millisecond, func() bool { return rec2.Len() > 200 }, "the second run read more than 200 records")
 	r.stop(t)
 	if rec1.Len() != 200 || rec2.Len() != 200 {
 		t.Fatalf("first run %d, second run %d records: want 200 each (partitions 0 and 2, no re-reads)", rec1.Len(), rec2.Len())

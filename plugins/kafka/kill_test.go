@@ -119,9 +119,13 @@ outputs:
 		}
 		return cmd
 	}
+	mirrored := func() int64 { return sumOffsets(kfaketest.EndOffsets(t, b.Seeds, "dcA.orders")) }
 	for k := 0; k < 3; k++ {
+		// Killed mid-stream, once this run has mirrored some records (a
+		// different amount each time).
+		before := mirrored()
 		cmd := start()
-		time.Sleep(time.Duration(1200+400*k) * time.Millisecond)
+		waitFor(t, 60*time.Second, fmt.Sprintf("run %d to mirror records", k+1), func() bool { return mirrored() >= before+int64(1500+500*k) })
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	}

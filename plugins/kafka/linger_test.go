@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 )
 
@@ -101,14 +102,14 @@ func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
 		t.Fatalf("three saturating batches took %v: they waited for the %v linger", d, linger)
 	}
 	// The client stops lingering while any Flush is in progress, and the
-	// unlinger's Flush ends on a goroutine of the client's: on a loaded
-	// machine the next batches can still see it. Let it settle, and
-	// allow a retry for that race.
+	// unlinger's Flush ends on a goroutine of the client's that nothing
+	// outside the client can observe: on a loaded machine the next batches
+	// can still see it. Retry (with testenv's growing poll interval) until
+	// the pair lingers.
 	var d time.Duration
 	tries := 0
-	for tries < 3 {
+	testenv.WaitFor(5*time.Second, func() bool {
 		tries++
-		time.Sleep(50 * time.Millisecond)
 		start = time.Now()
 		o.WriteAsync(ctx, testBatch(10), done)
 		o.WriteAsync(ctx, testBatch(10), done)
@@ -117,10 +118,9 @@ func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if d = time.Since(start); d >= linger*2/3 {
-			break
-		}
-	}
+		d = time.Since(start)
+		return d >= linger*2/3
+	})
 	if d < linger*2/3 {
 		t.Fatalf("two batches below the most seen completed after %v, before the %v linger (%d tries)", d, linger, tries)
 	}

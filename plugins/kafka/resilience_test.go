@@ -62,7 +62,10 @@ outputs:
   - {name: out, class: KafkaOutput, match: [src], in_flight: 4, brokers: [%s], topic: out, linger: 5ms,
      record_retries: -1, record_retry_backoff: 100ms, retry_backoff: 100ms}
 `, n, keys, rate, seeds[0]), nil)
-	time.Sleep(time.Second)
+	// Down in the middle of the run: once a quarter of the records is in.
+	waitFor(t, 30*time.Second, "a quarter of the records produced", func() bool {
+		return sumOffsets(kfaketest.EndOffsets(t, seeds, "out")) >= n/4
+	})
 	c1.Close()
 	down := time.Now()
 	time.Sleep(outage)
