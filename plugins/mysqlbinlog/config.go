@@ -181,7 +181,7 @@ var spec = engine.Spec{
 		{Name: "drop_columns", Type: engine.TypeStrings, Doc: "Columns left out of payloads: db.table.column globs."},
 		{Name: "mask_columns", Type: engine.TypeStrings, Doc: "Columns whose non-null values are replaced by mask_value: db.table.column globs."},
 		{Name: "mask_value", Type: engine.TypeString, Default: "***", Doc: "Replacement of masked values."},
-		{Name: "kinds", Type: engine.TypeStrings, Doc: "Packet kinds emitted: insert, update, delete (row changes), truncate (TRUNCATE TABLE), ddl (CREATE/ALTER/DROP/RENAME of tables, databases, indexes, views, routines). Empty: all five."},
+		{Name: "kinds", Type: engine.TypeStrings, Doc: "Packet kinds emitted: insert, update, delete (row changes), truncate (TRUNCATE TABLE), ddl (CREATE/ALTER/DROP/RENAME of tables, databases, indexes, views, routines). Empty: insert, update, delete, truncate (ddl only when listed)."},
 		{Name: "xa_max_bytes", Type: engine.TypeSize, Default: int64(DefaultXAMaxBytes), Doc: "Memory for the rows of prepared XA transactions, held until their XA COMMIT (then emitted) or XA ROLLBACK (dropped); past it the input stops with an error naming the transaction. While one is unresolved the checkpoint stays before its prepare."},
 		{Name: "max_row_bytes", Type: engine.TypeSize, Default: int64(1 << 20), Doc: "Row changes with a larger payload are counted, logged with their position and marked with attribute oversize=true; they are still emitted (outputs that reject them route them to the dead-letter output). 0: no limit."},
 		{Name: "schema_file", Type: engine.TypeString, Default: "", Path: true, Writes: engine.WritesFile, Doc: "Schema history file, needed when the server does not log full row metadata (binlog_row_metadata=FULL)."},

@@ -65,7 +65,7 @@
 // "statement"}. Attributes db, table ("" for a statement without a
 // table, such as CREATE DATABASE) and kind; key "db.table" (or "db").
 // include/exclude apply to the statement's db and table; kinds chooses
-// among insert, update, delete, truncate, ddl (empty: all).
+// among insert, update, delete, truncate, ddl (empty: all but ddl).
 //
 // # XA transactions
 //

@@ -38,7 +38,9 @@ func newFilters(include, exclude, drop, mask, kinds []string) (*filters, error) 
 		}
 	}
 	if len(kinds) == 0 {
-		f.kinds, f.stmtKinds = allKinds, allStmtKinds
+		// Truncates change rows; DDL is opt-in (each row already carries
+		// its columns, and consumers of row topics parse rows).
+		f.kinds, f.stmtKinds = allKinds, stmtTruncate
 	}
 	for _, k := range kinds {
 		switch k {
