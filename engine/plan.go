@@ -15,11 +15,15 @@ type nodeCaps struct {
 
 var planRoles = map[Kind]plan.Role{KindInput: plan.Input, KindFilter: plan.Filter, KindOutput: plan.Output}
 
-// placeNodes returns the placement of every node of g, indexed by node.idx.
-func placeNodes(g *graph, caps func(*node) nodeCaps, fuseOutputs bool) []plan.Placement {
+// describe returns g's nodes as the plan sees them, indexed by node.idx;
+// caps, when not nil, tells what each instance can do.
+func describe(g *graph, caps func(*node) nodeCaps) []plan.Node {
 	nodes := make([]plan.Node, len(g.nodes))
 	for _, n := range g.nodes {
-		c := caps(n)
+		var c nodeCaps
+		if caps != nil {
+			c = caps(n)
+		}
 		pn := plan.Node{Role: planRoles[n.pc.Kind], DeadLetter: -1, Ticker: c.ticker, Async: c.async, Inline: c.inline}
 		for _, u := range n.up {
 			pn.Up = append(pn.Up, u.idx)
@@ -32,5 +36,10 @@ func placeNodes(g *graph, caps func(*node) nodeCaps, fuseOutputs bool) []plan.Pl
 		}
 		nodes[n.idx] = pn
 	}
-	return plan.Place(nodes, fuseOutputs)
+	return nodes
+}
+
+// placeNodes returns the placement of every node of g, indexed by node.idx.
+func placeNodes(g *graph, caps func(*node) nodeCaps, fuseOutputs bool) []plan.Placement {
+	return plan.Place(describe(g, caps), fuseOutputs)
 }

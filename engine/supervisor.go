@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dbus-project/dbus/engine/internal/plan"
 	"gopkg.in/yaml.v3"
 )
 
@@ -113,44 +115,22 @@ func split(cfg *Config) ([]*Config, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	parent := make([]int, len(g.nodes))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
+	var groups [][]*PluginConfig
+	for _, part := range plan.Components(describe(g, nil)) {
+		var pcs []*PluginConfig
+		for _, i := range part {
+			pcs = append(pcs, g.nodes[i].pc)
 		}
-		return i
-	}
-	union := func(a, b int) { parent[find(a)] = find(b) }
-	for _, n := range g.nodes {
-		for _, d := range n.down {
-			union(n.idx, d.idx)
-		}
-		if n.dlq != nil {
-			union(n.idx, n.dlq.idx)
-		}
-	}
-	groups := map[int][]*PluginConfig{}
-	var order []int
-	for _, n := range g.nodes {
-		r := find(n.idx)
-		if _, ok := groups[r]; !ok {
-			order = append(order, r)
-		}
-		groups[r] = append(groups[r], n.pc)
+		groups = append(groups, pcs)
 	}
 	var cfgs []*Config
 	var keys []string
 	engineKey := fmt.Sprintf("%+v", cfg.Engine)
-	for _, r := range order {
-		sub := &Config{File: cfg.File, Engine: cfg.Engine, Plugins: groups[r], Sections: cfg.Sections, Raw: cfg.Raw}
+	for _, pcs := range groups {
+		sub := &Config{File: cfg.File, Engine: cfg.Engine, Plugins: pcs, Sections: cfg.Sections, Raw: cfg.Raw}
 		h := sha256.New()
 		h.Write([]byte(engineKey))
-		for _, pc := range groups[r] {
+		for _, pc := range pcs {
 			h.Write([]byte(pluginKey(pc)))
 		}
 		cfgs = append(cfgs, sub)
@@ -159,11 +139,23 @@ func split(cfg *Config) ([]*Config, []string, error) {
 	return cfgs, keys, nil
 }
 
-// pluginKey is a canonical rendering of everything that configures pc.
+// notInKey are the PluginConfig fields that do not configure the plugin:
+// where it stands in the file, and what pluginKey renders separately.
+var notInKey = map[string]bool{"Line": true, "Spec": true, "Conf": true}
+
+// pluginKey is a canonical rendering of everything that configures pc:
+// every field of PluginConfig (by reflection, so that a new engine key
+// cannot be forgotten: retry_backoff_max and dead_letter_after were, and a
+// reload changing only them changed nothing), then the plugin's own keys.
 func pluginKey(pc *PluginConfig) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%d|%v|%d|%d|%d|%d|%d|%s|%s|%d;", pc.Name, pc.Class, pc.Kind, pc.Match, pc.Pool, pc.PoolBytes,
-		pc.Window, pc.InFlight, pc.Retries, pc.RetryBackoff, pc.DeadLetter, pc.Batch)
+	v := reflect.ValueOf(pc).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if name := v.Type().Field(i).Name; !notInKey[name] {
+			fmt.Fprintf(&b, "%s=%v|", name, v.Field(i).Interface())
+		}
+	}
+	b.WriteByte(';')
 	keys := make([]string, 0, len(pc.Conf.vals)+len(pc.Conf.nodes))
 	for k := range pc.Conf.vals {
 		keys = append(keys, k)

@@ -73,3 +73,43 @@ func Place(nodes []Node, fuseOutputs bool) []Placement {
 func NeedsInbox(r Role, p Placement) bool {
 	return r != Input && p == Own
 }
+
+// Components returns the connected parts of the DAG (match and dead-letter
+// edges, either direction): each a list of node indexes in the order of
+// nodes, the parts ordered by their first node. The supervisor runs each
+// part as an engine of its own and reloads only the parts that changed.
+func Components(nodes []Node) [][]int {
+	parent := make([]int, len(nodes))
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int) { parent[find(a)] = find(b) }
+	for i, n := range nodes {
+		for _, d := range n.Down {
+			union(i, d)
+		}
+		if n.DeadLetter >= 0 {
+			union(i, n.DeadLetter)
+		}
+	}
+	index := map[int]int{} // root -> position in out
+	var out [][]int
+	for i := range nodes {
+		r := find(i)
+		k, ok := index[r]
+		if !ok {
+			k = len(out)
+			index[r] = k
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], i)
+	}
+	return out
+}

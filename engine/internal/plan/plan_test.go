@@ -105,3 +105,34 @@ func TestEnginePlanPlacement(t *testing.T) {
 		})
 	}
 }
+
+func TestEnginePlanComponents(t *testing.T) {
+	cases := []struct {
+		name  string
+		edges []string
+		dlq   []string
+		want  string // components as "a,b|c", in node creation order
+	}{
+		{name: "one chain", edges: []string{"i->f", "f->o"}, want: "i,f,o"},
+		{name: "two pipelines", edges: []string{"i1->o1", "i2->o2"}, want: "i1,o1|i2,o2"},
+		{name: "fan-in joins", edges: []string{"i1->o", "i2->o"}, want: "i1,o,i2"},
+		{name: "a dead-letter edge between outputs joins", edges: []string{"i1->o1", "i2->o2"}, dlq: []string{"o2=>o1"}, want: "i1,o1,i2,o2"},
+		{name: "dead-letter joins two pipelines", edges: []string{"i1->o1", "i2->f", "f->o2"}, dlq: []string{"f=>o1"}, want: "i1,o1,i2,f,o2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			names, nodes := testNodes(t, tc.edges, tc.dlq, nil)
+			var parts []string
+			for _, c := range Components(nodes) {
+				var ns []string
+				for _, i := range c {
+					ns = append(ns, names[i])
+				}
+				parts = append(parts, strings.Join(ns, ","))
+			}
+			if got := strings.Join(parts, "|"); got != tc.want {
+				t.Fatalf("components %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
