@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbus-project/dbus/cluster/assign"
@@ -88,6 +89,8 @@ type Member struct {
 	configSeen   int    // newest pushed config version handled
 	configV      int    // pushed config version applied (0: the local file)
 	configErr    string // why the newest version was rejected
+	lastAssign   Assignment
+	rebalances   atomic.Uint64 // assignment epochs seen change (dbus_cluster_rebalances_total)
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -95,6 +98,7 @@ type Member struct {
 	isLeader bool
 	running  map[string]bool // resources whose pipeline runs now
 	starts   map[string]int  // pipeline starts per resource since Join
+	view     memberView      // what the admin API shows (memberadmin.go)
 }
 
 type slot struct {
@@ -458,6 +462,7 @@ func (m *Member) sync(ctx context.Context) error {
 			return fmt.Errorf("assignment znode holds invalid JSON: %w", err)
 		}
 	}
+	m.noteAssignment(&a)
 	want := map[string]uint64{}
 	for _, r := range a.State.Resources {
 		if r.Owner == m.cfg.Member && !r.Releasing {
@@ -487,6 +492,7 @@ func (m *Member) sync(ctx context.Context) error {
 		}
 		m.startSlot(id, want[id])
 	}
+	m.refreshView()
 	m.publish()
 	return nil
 }
@@ -669,6 +675,7 @@ func (m *Member) reap() {
 		}
 	}
 	if changed {
+		m.refreshView()
 		if st, _, _ := m.s.status(); st == zk.StateHasSession {
 			m.publish()
 		}

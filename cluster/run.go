@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/engine/admin"
 )
 
 // RunMember runs dbusd in cluster mode: cfg.Sections["cluster"] holds the
@@ -30,6 +31,34 @@ func RunMember(ctx context.Context, cfg *engine.Config, reg *engine.Registry, lo
 // (dbusd: SIGHUP); a config that does not parse or build is logged and
 // changes nothing.
 func RunMemberReload(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger, reload <-chan struct{}) error {
+	return RunMemberWith(ctx, cfg, reg, log, RunOptions{Reload: reload})
+}
+
+// RunOptions configure RunMemberWith.
+type RunOptions struct {
+	// Reload: see RunMemberReload.
+	Reload <-chan struct{}
+	// AdminListen is dbusd -admin: the admin API's address, overriding
+	// admin.listen.
+	AdminListen string
+	// Version is reported by the admin API.
+	Version string
+	// OnAdmin, when set, is called with the admin API's address once it
+	// listens (tests).
+	OnAdmin func(addr string)
+}
+
+// RunMemberWith is RunMemberReload with the member's admin API: it
+// listens on opts.AdminListen, else admin.listen of the config's admin:
+// section, else the cluster section's advertised admin address, with
+// the single-node daemon's security (admin: section: token, TLS,
+// allowed hosts...), and serves the member's state (/api/v1/cluster),
+// every resource engine under /api/v1/resources/{id}/, the live page
+// and /metrics with the dbus_cluster_* series (engine/admin member.go).
+// Without any of the three the admin API is off. The member advertises
+// cluster.admin, or the address the API listens on.
+func RunMemberWith(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger, opts RunOptions) error {
+	reload := opts.Reload
 	if log == nil {
 		log = slog.Default()
 	}
@@ -88,10 +117,30 @@ func RunMemberReload(ctx context.Context, cfg *engine.Config, reg *engine.Regist
 		localCfgs <- nl
 		return nil
 	}
+	view := NewMemberAdmin(cc, runner)
+	listen := opts.AdminListen
+	if listen == "" && cfg.Sections["admin"] == nil {
+		listen = cc.Admin
+	}
+	srv, err := admin.Start(ctx, admin.Options{Supervisor: localSup, Member: view, Registry: reg, Logger: log,
+		Version: opts.Version, Section: cfg.Sections["admin"], ListenOverride: listen})
+	if err != nil {
+		return fmt.Errorf("cluster %s: member %s: %w", cc.Name, cc.Member, err)
+	}
+	defer srv.Close()
+	if srv != nil {
+		if cc.Admin == "" {
+			cc.Admin = srv.Addr()
+		}
+		if opts.OnAdmin != nil {
+			opts.OnAdmin(srv.Addr())
+		}
+	}
 	m, err := Join(ctx, cc, Options{Runner: runner, Logger: log, Credentials: creds, OnConfig: onConfig})
 	if err != nil {
 		return err
 	}
+	view.SetMember(m)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -28,6 +28,7 @@ type EngineRunner struct {
 	reg   *engine.Registry
 	creds *Credentials
 	log   *slog.Logger
+	live  *liveEngines // engines running now, shared with WithConfig's runners (admin API)
 }
 
 // NewEngineRunner returns a runner for the pipeline cfg (parsed with reg).
@@ -38,7 +39,7 @@ func NewEngineRunner(cfg *engine.Config, reg *engine.Registry, creds *Credential
 	if log == nil {
 		log = slog.Default()
 	}
-	return &EngineRunner{cfg: cfg, reg: reg, creds: creds, log: log}
+	return &EngineRunner{cfg: cfg, reg: reg, creds: creds, log: log, live: &liveEngines{}}
 }
 
 // DistributedInputs returns the names of the config's distributed inputs.
@@ -74,6 +75,8 @@ func (r *EngineRunner) Run(ctx context.Context, spec ResourceSpec, store engine.
 	if err != nil {
 		return fmt.Errorf("resource %s: %w", spec.ID, err)
 	}
+	r.live.add(spec.ID, e)
+	defer r.live.remove(spec.ID, e)
 	return e.Run(ctx)
 }
 
@@ -137,7 +140,7 @@ func (r *EngineRunner) WithConfig(file string, data []byte) (Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := &EngineRunner{cfg: cfg, reg: r.reg, creds: r.creds, log: r.log}
+	next := &EngineRunner{cfg: cfg, reg: r.reg, creds: r.creds, log: r.log, live: r.live}
 	if len(next.DistributedInputs()) == 0 {
 		return nil, fmt.Errorf("%s: no distributed input (an input whose plugin accepts resources): a cluster config needs one", file)
 	}

@@ -121,6 +121,7 @@ func (st *Store) Save(cps map[string]engine.Checkpoint) error {
 	if err != nil {
 		if i == 0 && (errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode)) {
 			st.fenced.Add(1)
+			st.s.fencedTotal.Add(1)
 			return fmt.Errorf("%w: resource %s was granted again since %s started it at epoch %d (%s changed)",
 				engine.ErrFenced, st.id, st.member, st.epoch, st.p.owner(st.id))
 		}

@@ -36,6 +36,9 @@ type session struct {
 	leaseSID   atomic.Int64 // session the lease belongs to (the member's registration)
 	leaseUntil atomic.Int64 // nanoseconds since base
 	negotiated atomic.Int64 // session timeout granted by the server, ns (0: not known yet)
+	// fencedTotal counts checkpoint writes refused by fencing, over
+	// every resource (dbus_cluster_fencing_rejections_total).
+	fencedTotal atomic.Uint64
 
 	mu sync.Mutex
 	// Guarded by mu.

@@ -186,7 +186,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 		log.Info("dbusd starting in cluster mode", "version", Version, "config", cfg.File)
-		if err := cluster.RunMemberReload(ctx, cfg, reg, log, reload); err != nil {
+		// The member's admin API (-admin, admin.listen or cluster.admin)
+		// serves its state, its resources' engines and /metrics.
+		if err := cluster.RunMemberWith(ctx, cfg, reg, log, cluster.RunOptions{Reload: reload, AdminListen: o.admin, Version: Version}); err != nil {
 			log.Error("cluster member stopped with an error", "err", err)
 			return 1
 		}

@@ -42,11 +42,15 @@ type Options struct {
 	ListenOverride string
 	// Cluster, when set, feeds the dbus_cluster_* metrics.
 	Cluster func() metrics.ClusterStats
+	// Member, when set, makes this a cluster member's admin API
+	// (member.go): Supervisor is then its local pipeline and may be nil.
+	Member Member
 }
 
-// backend is what the server needs from the pipeline;
-// *engine.Supervisor implements it (tests substitute fakes).
-type backend interface {
+// Backend is what the server needs from a pipeline;
+// *engine.Supervisor implements it, EngineBackend wraps one engine
+// (tests substitute fakes).
+type Backend interface {
 	metrics.Source
 	Graph() []engine.Edge
 	Checkpoints() map[string]engine.Checkpoint
@@ -59,14 +63,18 @@ type backend interface {
 	Query(name string, params map[string]string) (any, error)
 }
 
+type backend = Backend
+
 // Server is a running admin listener. Close stops it.
 type Server struct {
-	cfg     Config
-	b       backend
-	reg     *engine.Registry
-	log     *slog.Logger
-	version string
-	path    string // config file, "" when none
+	cfg       Config
+	b         backend
+	member    Member          // nil outside a cluster member
+	resources resourceServers // a member's per-resource APIs
+	reg       *engine.Registry
+	log       *slog.Logger
+	version   string
+	path      string // config file, "" when none
 	// startCfg is the config the daemon started with: without a config
 	// file, what a posted config is checked against (policy.go).
 	startCfg *engine.Config
@@ -119,7 +127,7 @@ type ReloadResult struct {
 // admin: section and no ListenOverride is given: the admin API is off.
 // Close on a nil *Server is a no-op.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if opts.Supervisor == nil {
+	if opts.Supervisor == nil && opts.Member == nil {
 		return nil, errors.New("admin: Options.Supervisor is nil")
 	}
 	if opts.Section == nil && opts.ListenOverride == "" {
@@ -142,7 +150,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newServer(cfg, opts.Supervisor, opts)
+	s := newServer(cfg, rootBackend(opts), opts)
 	raw, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		s.cancel()
@@ -200,6 +208,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// rootBackend is the backend of the top-level API: the supervisor, or
+// for a cluster member its engines mounted by resource (member.go).
+func rootBackend(opts Options) Backend {
+	if opts.Member == nil {
+		return opts.Supervisor
+	}
+	mb := &memberBackend{m: opts.Member, started: time.Now()}
+	if opts.Supervisor != nil {
+		mb.local = opts.Supervisor
+	}
+	return mb
+}
+
 // newServer builds the handler without listening.
 func newServer(cfg Config, b backend, opts Options) *Server {
 	if opts.Registry == nil {
@@ -212,7 +233,7 @@ func newServer(cfg Config, b backend, opts Options) *Server {
 		opts.Version = "dev"
 	}
 	s := &Server{cfg: cfg, b: b, reg: opts.Registry, log: opts.Logger.With("component", "admin"),
-		version: opts.Version, path: opts.ConfigPath, started: time.Now(),
+		version: opts.Version, path: opts.ConfigPath, started: time.Now(), member: opts.Member,
 		hist: newHistory(int(historyKeep / historyEvery)), reloads: reloadLog{max: reloadLogSize}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.startCfg = b.Config()
@@ -264,6 +285,7 @@ func (s *Server) Close() error {
 			s.stopAf()
 		}
 		s.cancel()
+		s.resources.closeAll()
 		if s.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -295,12 +317,25 @@ func (s *Server) routes(opts Options) {
 	api("/api/v1/reloads", s.get(s.handleReloads))
 	api("/api/v1/history", s.get(s.handleHistory))
 	api("/api/v1/tap/{node}", method(s.handleTap, http.MethodGet))
+	if s.member != nil {
+		api("/api/v1/cluster", s.get(s.handleCluster))
+		api("/api/v1/resources", s.get(s.handleResources))
+		m.Handle("/api/v1/resources/{name}/{rest...}", s.guard(routeAPI, s.handleResource))
+	}
 	m.Handle("/api/", s.guard(routeAPI, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no API endpoint %s (see /api/v1/ endpoints: status, plugins, plugins/{name}/query, plugins/{name}/command/{cmd}, dag, queues, checkpoints, config, history, inputs/{name}/pause|resume, reload, reloads, tap/{node})", r.URL.Path)
 	}))
 	if s.cfg.Metrics {
-		c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})
-		m.Handle("/metrics", s.guard(routeMetrics, metrics.Handler(metrics.NewRegistry(c)).ServeHTTP))
+		if mb, ok := s.b.(*memberBackend); ok {
+			// The local pipeline's series as on a single node, every
+			// resource engine's with a resource label.
+			c := metrics.NewCollector(mb.metricsSource(), metrics.Options{Version: s.version, Cluster: mb.m.Stats})
+			g := metrics.ResourceGatherer(metrics.NewRegistry(c), mb.resourceSources)
+			m.Handle("/metrics", s.guard(routeMetrics, metrics.GathererHandler(g).ServeHTTP))
+		} else {
+			c := metrics.NewCollector(s.b, metrics.Options{Version: s.version, Cluster: opts.Cluster})
+			m.Handle("/metrics", s.guard(routeMetrics, metrics.Handler(metrics.NewRegistry(c)).ServeHTTP))
+		}
 	}
 	if s.cfg.Pprof {
 		m.Handle("/debug/pprof/", s.guard(routeAPI, pprof.Index))

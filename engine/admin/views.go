@@ -27,6 +27,9 @@ type Status struct {
 	Tap           bool          `json:"tap"`
 	Pprof         bool          `json:"pprof"`
 	Watch         bool          `json:"watch"`
+	// Cluster is a cluster member's state (GET /api/v1/cluster); absent
+	// on a single node.
+	Cluster any `json:"cluster,omitempty"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -46,6 +49,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		if cfg := s.b.Config(); cfg != nil {
 			s.cachedPlugins.Store(int64(len(cfg.Plugins)))
 		}
+	}
+	if s.member != nil {
+		st.Cluster = s.member.Status()
 	}
 	st.InFlight = int(s.cachedInFlight.Load())
 	st.Plugins = int(s.cachedPlugins.Load())

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"net/http"
 	"runtime"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Source is what the collector reads; *engine.Supervisor implements it.
@@ -26,7 +28,20 @@ type ClusterStats struct {
 	Leader           bool   // this member is the leader
 	ResourcesOwned   int    // resources this member runs
 	ResourcesPending int    // resources assigned to nobody
+	// Set by a cluster member's admin API (cluster.MemberAdmin).
+	ResourcesFailed   int     // owned resources this member cannot run now
+	Epoch             uint64  // assignment epoch this member last saw
+	Rebalances        uint64  // assignment changes (new epochs) seen since start
+	FencingRejections uint64  // checkpoint writes refused by fencing since start
+	SessionState      string  // one of SessionStates; "" outside a cluster
+	LeaseSeconds      float64 // time left on the member's lease (0: ran out)
 }
+
+// SessionStates are the values of dbus_cluster_session_state's state
+// label: "connected" (the session is established), "connecting" (a
+// server is being dialled or the session is being set up),
+// "disconnected", "expired".
+var SessionStates = []string{"connected", "connecting", "disconnected", "expired"}
 
 // Options tune a Collector.
 type Options struct {
@@ -37,6 +52,10 @@ type Options struct {
 	Cluster func() ClusterStats
 	// Now returns the current time (tests); nil means time.Now.
 	Now func() time.Time
+	// EngineOnly leaves out dbus_build_info and the dbus_cluster_*
+	// series: the collector of one of a member's resource engines,
+	// registered with a resource label (ResourceGatherer).
+	EngineOnly bool
 }
 
 // Collector turns Source snapshots into Prometheus metrics at scrape time.
@@ -110,6 +129,12 @@ var (
 	dLeader     = desc("dbus_cluster_leader", "1 when this node is the cluster leader.")
 	dOwned      = desc("dbus_cluster_resources_owned", "Resources this node runs.")
 	dUnassigned = desc("dbus_cluster_resources_unassigned", "Resources assigned to no member.")
+	dResFailed  = desc("dbus_cluster_resources_failed", "Resources this node owns but cannot run now (failed, retried with backoff).")
+	dEpoch      = desc("dbus_cluster_assignment_epoch", "Epoch of the newest assignment this node saw (grows with every assignment change).")
+	dRebalances = desc("dbus_cluster_rebalances_total", "Assignment changes (new epochs) this node saw since it started.")
+	dFenced     = desc("dbus_cluster_fencing_rejections_total", "Checkpoint writes of this node refused by fencing (the resource was granted again elsewhere) since it started.")
+	dSession    = desc("dbus_cluster_session_state", "1 for the ZooKeeper session's current state, 0 for the others.", "state")
+	dLease      = desc("dbus_cluster_lease_remaining_seconds", "Time left on this node's lease: its outputs stop writing when it reaches 0.")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -118,6 +143,7 @@ var allDescs = []*prometheus.Desc{
 	dPoolWaits, dPoolFree, dPoolCap, dPoolRes, dInFlight, dPaused, dLagSec, dLagRec, dCkptOff, dCkptTime, dCkptAge,
 	dOutBytes, dRetries, dDeadLetter, dHeld, dWrite, dBatch, dAck, dHeldSec,
 	dMembers, dLosses, dLeader, dOwned, dUnassigned,
+	dResFailed, dEpoch, dRebalances, dFenced, dSession, dLease,
 }
 
 // Names returns every metric family name the collector can produce
@@ -125,8 +151,10 @@ var allDescs = []*prometheus.Desc{
 func Names() []string {
 	return []string{
 		"dbus_build_info", "dbus_checkpoint_age_seconds", "dbus_checkpoint_offset", "dbus_checkpoint_timestamp_seconds",
-		"dbus_cluster_leader", "dbus_cluster_member_losses_total", "dbus_cluster_members", "dbus_cluster_resources_owned",
-		"dbus_cluster_resources_unassigned", "dbus_config_generation", "dbus_filter_copies_total",
+		"dbus_cluster_assignment_epoch", "dbus_cluster_fencing_rejections_total",
+		"dbus_cluster_leader", "dbus_cluster_lease_remaining_seconds", "dbus_cluster_member_losses_total", "dbus_cluster_members",
+		"dbus_cluster_rebalances_total", "dbus_cluster_resources_failed", "dbus_cluster_resources_owned",
+		"dbus_cluster_resources_unassigned", "dbus_cluster_session_state", "dbus_config_generation", "dbus_filter_copies_total",
 		"dbus_input_in_flight_packets", "dbus_input_lag_records", "dbus_input_lag_seconds", "dbus_input_paused",
 		"dbus_input_pool_capacity_packets", "dbus_input_pool_free_packets", "dbus_input_pool_waits_total",
 		"dbus_output_ack_latency_seconds", "dbus_output_batch_size_packets", "dbus_output_bytes_total", "dbus_output_dead_letters_total",
@@ -166,7 +194,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, lv...)
 	}
-	gauge(dBuildInfo, 1, c.opts.Version, runtime.Version())
+	if !c.opts.EngineOnly {
+		gauge(dBuildInfo, 1, c.opts.Version, runtime.Version())
+	}
 	gauge(dGeneration, float64(c.src.Generation()))
 	gauge(dUptime, uptime.Seconds())
 
@@ -224,6 +254,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
+	if c.opts.EngineOnly {
+		return
+	}
 	var cs ClusterStats
 	if c.opts.Cluster != nil {
 		cs = c.opts.Cluster()
@@ -233,6 +266,42 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dLeader, b2f(cs.Leader))
 	gauge(dOwned, float64(cs.ResourcesOwned))
 	gauge(dUnassigned, float64(cs.ResourcesPending))
+	gauge(dResFailed, float64(cs.ResourcesFailed))
+	gauge(dEpoch, float64(cs.Epoch))
+	counter(dRebalances, cs.Rebalances)
+	counter(dFenced, cs.FencingRejections)
+	for _, st := range SessionStates {
+		gauge(dSession, b2f(cs.SessionState == st), st)
+	}
+	gauge(dLease, cs.LeaseSeconds)
+}
+
+// Resource is one of a cluster member's resource engines.
+type Resource struct {
+	Name   string
+	Source Source
+}
+
+// ResourceGatherer gathers base plus, for every resource list returns at
+// scrape time, the engine series of its Source (EngineOnly) with a
+// "resource" label: a member's /metrics. Resources come and go, so
+// their collectors live in a registry built per scrape.
+func ResourceGatherer(base prometheus.Gatherer, list func() []Resource) prometheus.Gatherer {
+	return prometheus.Gatherers{base, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		reg := prometheus.NewRegistry()
+		for _, r := range list() {
+			w := prometheus.WrapRegistererWith(prometheus.Labels{"resource": r.Name}, reg)
+			if err := w.Register(NewCollector(r.Source, Options{EngineOnly: true})); err != nil {
+				return nil, fmt.Errorf("resource %s: %w", r.Name, err)
+			}
+		}
+		return reg.Gather()
+	})}
+}
+
+// GathererHandler serves g in the Prometheus text (or negotiated) format.
+func GathererHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 func b2f(b bool) float64 {
