@@ -59,6 +59,10 @@ type Config struct {
 	// JSON, go-mysql for the types it does not know; also "") or
 	// "go-mysql".
 	Decoder string
+	// Columns: the column list ("columns" and "pk") in each row payload:
+	// ColumnsPerRow (default; also "") or ColumnsNone (rows carry only
+	// key, before and after, about half the bytes).
+	Columns string
 
 	// Snapshot of existing rows (snapshot.go): "never" (default),
 	// "initial" (without a checkpoint), "when_needed" (also when the
@@ -69,13 +73,19 @@ type Config struct {
 	SnapshotSignalTable string // db.table written with the watermarks
 }
 
+// Column list modes (Config.Columns).
+const (
+	ColumnsPerRow = "per_row"
+	ColumnsNone   = "none"
+)
+
 // DefaultConfig returns the defaults of every optional setting.
 func DefaultConfig() Config {
 	return Config{
 		User: "dbus", Flavor: "auto", Start: "current", UseGTID: true, OnPurged: "fail",
 		Heartbeat: time.Second, ReadTimeout: 10 * time.Second, ConnectTimeout: 10 * time.Second,
 		ReconnectBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
-		MaskValue: "***", MaxRowBytes: 1 << 20, Decoder: "native", XAMaxBytes: DefaultXAMaxBytes,
+		MaskValue: "***", Columns: ColumnsPerRow, MaxRowBytes: 1 << 20, Decoder: "native", XAMaxBytes: DefaultXAMaxBytes,
 		Snapshot: SnapshotNever, SnapshotChunkRows: 4096, SnapshotChunkBytes: 32 << 20, SnapshotSignalTable: "dbus.dbus_signal",
 	}
 }
@@ -130,6 +140,11 @@ func (c *Config) Validate() error {
 	if c.ReadTimeout > 0 && c.Heartbeat > 0 && c.ReadTimeout <= c.Heartbeat {
 		return fmt.Errorf("read_timeout %v must be longer than heartbeat %v (an idle server sends only heartbeats)", c.ReadTimeout, c.Heartbeat)
 	}
+	switch c.Columns {
+	case "", ColumnsPerRow, ColumnsNone:
+	default:
+		return fmt.Errorf("columns %q: want per_row or none", c.Columns)
+	}
 	if c.XAMaxBytes < 0 {
 		return fmt.Errorf("xa_max_bytes: must not be negative")
 	}
@@ -176,6 +191,7 @@ var spec = engine.Spec{
 		{Name: "reconnect_backoff", Type: engine.TypeDuration, Default: 100 * time.Millisecond, Doc: "First delay before reconnecting; doubles up to reconnect_max_backoff."},
 		{Name: "reconnect_max_backoff", Type: engine.TypeDuration, Default: 10 * time.Second, Doc: "Longest delay between reconnects."},
 		{Name: "mode", Type: engine.TypeString, Default: "row", Enum: []string{"row", "event"}, Doc: "row: one packet per row change; event: one packet per rows event."},
+		{Name: "columns", Type: engine.TypeString, Default: ColumnsPerRow, Enum: []string{ColumnsPerRow, ColumnsNone}, Doc: "Column list in row payloads: per_row (\"columns\" with names and types and \"pk\" in every row) or none (left out: rows still name their values in key, before and after; about half the bytes of a typical row, see the plugin README)."},
 		{Name: "include", Type: engine.TypeStrings, Doc: "Tables to read: db or db.table globs (empty: all)."},
 		{Name: "exclude", Type: engine.TypeStrings, Doc: "Tables to skip: db or db.table globs."},
 		{Name: "drop_columns", Type: engine.TypeStrings, Doc: "Columns left out of payloads: db.table.column globs."},
@@ -227,6 +243,7 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.ReconnectBackoff = c.Duration("reconnect_backoff")
 	cfg.MaxBackoff = c.Duration("reconnect_max_backoff")
 	cfg.PerEvent = c.String("mode") == "event"
+	cfg.Columns = c.String("columns")
 	cfg.Include = c.Strings("include")
 	cfg.Exclude = c.Strings("exclude")
 	cfg.DropColumns = c.Strings("drop_columns")

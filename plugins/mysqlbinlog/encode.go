@@ -64,6 +64,9 @@ func (r anyRow) isNil() bool { return r == nil }
 //	{"source":{"file":..,"pos":..,"gtid":..,"server_id":..},"db":..,"table":..,
 //	 "kind":"update","ts_ms":..,"columns":[{"name":..,"type":..}],"pk":[..],
 //	 "key":{..},"before":{..}|null,"after":{..}|null}
+//
+// With columns: none (table.rowCols empty) "columns" and "pk" are left
+// out; the values keep their names in key, before and after.
 func appendRow[R rowT](dst []byte, src *rowSource, t *table, kind Kind, before, after R, mask string) ([]byte, error) {
 	dst = appendHead(dst, src, t, kind)
 	return appendRowBody(dst, nil, t, before, after, mask)
@@ -134,7 +137,7 @@ func appendHead(dst []byte, src *rowSource, t *table, kind Kind) []byte {
 	dst = append(dst, `","ts_ms":`...)
 	dst = strconv.AppendInt(dst, src.tsMs, 10)
 	dst = append(dst, ',')
-	return append(dst, t.colsJSON...)
+	return append(dst, t.rowCols...)
 }
 
 // appendEventStart starts a per-event payload; rows follow with

@@ -2,6 +2,7 @@ package mysqlbinlog
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -169,6 +170,15 @@ func TestBinlogDDLInterpreter(t *testing.T) {
 // on a server with the default charset) and returns one of its rows as
 // go-mysql decodes it.
 func benchTable(t testing.TB) (*table, anyRow) {
+	f, err := newFilters(nil, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return benchTableWith(t, f)
+}
+
+// benchTableWith is benchTable compiled with f.
+func benchTableWith(t testing.TB, f *filters) (*table, anyRow) {
 	tm := &replication.TableMapEvent{
 		Schema: []byte("dbus_bench"), Table: []byte("t"), ColumnCount: 10,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_NEWDECIMAL,
@@ -180,10 +190,6 @@ func benchTable(t testing.TB) (*table, anyRow) {
 		{Name: "c", Type: "varchar", Latin1: true}, {Name: "d", Type: "decimal(12,2)"}, {Name: "e", Type: "datetime(3)"},
 		{Name: "f", Type: "double"}, {Name: "g", Type: "tinyint"}, {Name: "h", Type: "text", Latin1: true}, {Name: "i", Type: "char", Latin1: true},
 	}}
-	f, err := newFilters(nil, nil, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tb, err := compile(tm, def, f, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -253,5 +259,107 @@ func TestBinlogRowsHook(t *testing.T) {
 		if got := s.keepTable(tm); got != c.keep {
 			t.Errorf("%d %s.%s: keep %v, want %v", c.id, c.db, c.table, got, c.keep)
 		}
+	}
+}
+
+// TestBinlogEncodeColumnsModes: with columns per_row the row payload
+// carries the column list, with none it is left out; both are exact,
+// valid JSON, and encoded without allocating.
+func TestBinlogEncodeColumnsModes(t *testing.T) {
+	const head = `{"source":{"file":"mysql-bin.000003","pos":4711,"gtid":"0-1-42","server_id":1},"db":"dbus_bench","table":"t","kind":"update","ts_ms":1700000000000,`
+	const cols = `"columns":[{"name":"id","type":"bigint"},{"name":"a","type":"int"},{"name":"b","type":"int unsigned"},{"name":"c","type":"varchar"},` +
+		`{"name":"d","type":"decimal(12,2)"},{"name":"e","type":"datetime(3)"},{"name":"f","type":"double"},{"name":"g","type":"tinyint"},` +
+		`{"name":"h","type":"text"},{"name":"i","type":"char"}],"pk":["id"],`
+	const image = `{"id":4711,"a":4711,"b":14133,"c":"name-4711","d":"4711.25","e":"2024-01-02 03:04:05.678","f":4711.5,"g":11,"h":"some text for row 4711","i":"c711"}`
+	const body = `"key":{"id":4711},"before":` + image + `,"after":` + image + `}`
+	for _, c := range []struct {
+		mode string
+		want string
+	}{{ColumnsPerRow, head + cols + body}, {ColumnsNone, head + body}} {
+		t.Run(c.mode, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Addr, cfg.ServerID, cfg.Columns = "127.0.0.1:3306", 1, c.mode
+			in, err := NewInput(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, row := benchTableWith(t, in.filters)
+			src := &rowSource{file: "mysql-bin.000003", pos: 4711, gtid: []byte("0-1-42"), serverID: 1, tsMs: 1700000000000}
+			p := &pack.Packet{}
+			var head []byte
+			enc := func() {
+				head = appendHead(head[:0], src, tb, KindUpdate)
+				p.Payload = append(p.Payload[:0], head...)
+				p.Key = p.Key[:0]
+				if p.Payload, err = appendRowBody(p.Payload, &p.Key, tb, row, row, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			enc()
+			if string(p.Payload) != c.want {
+				t.Fatalf("payload\n%s\nwant\n%s", p.Payload, c.want)
+			}
+			if string(p.Key) != "dbus_bench.t[4711]" {
+				t.Errorf("key %s", p.Key)
+			}
+			var got struct {
+				Columns []struct{ Name, Type string }
+				PK      []string
+				Key     map[string]any
+				After   map[string]any
+			}
+			if err := json.Unmarshal(p.Payload, &got); err != nil {
+				t.Fatalf("invalid JSON: %v", err)
+			}
+			if got.Key["id"] != 4711.0 || got.After["h"] != "some text for row 4711" || len(got.After) != 10 {
+				t.Errorf("decoded %+v", got)
+			}
+			if (len(got.Columns) == 10 && len(got.PK) == 1) != (c.mode == ColumnsPerRow) {
+				t.Errorf("columns %v pk %v in mode %s", got.Columns, got.PK, c.mode)
+			}
+			// Per-event payloads follow the same setting.
+			ev := appendEventEnd(appendEventStart(nil, src, tb, KindUpdate))
+			if strings.Contains(string(ev), `"columns"`) != (c.mode == ColumnsPerRow) || !json.Valid(ev) {
+				t.Errorf("per-event payload %s", ev)
+			}
+			if n := testing.AllocsPerRun(1000, enc); n != 0 {
+				t.Fatalf("%.1f allocations per row, want 0", n)
+			}
+		})
+	}
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.ServerID, cfg.Columns = "127.0.0.1:3306", 1, "schema-ish"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "columns") {
+		t.Errorf("columns %q accepted: %v", cfg.Columns, err)
+	}
+}
+
+// BenchmarkBinlogRowColumns: BenchmarkBinlogRowPacket's per-row work in
+// each columns mode; bytes/row is the payload size.
+func BenchmarkBinlogRowColumns(b *testing.B) {
+	for _, mode := range []string{ColumnsPerRow, ColumnsNone} {
+		b.Run(mode, func(b *testing.B) {
+			f, err := newFilters(nil, nil, nil, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.noColumns = mode == ColumnsNone
+			tb, row := benchTableWith(b, f)
+			src := &rowSource{file: "mysql-bin.000003", pos: 4711, gtid: []byte("0-1-42"), serverID: 1, tsMs: 1700000000000}
+			p := &pack.Packet{}
+			var head []byte
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i%100 == 0 {
+					head = appendHead(head[:0], src, tb, KindInsert)
+				}
+				i++
+				p.Payload = append(p.Payload[:0], head...)
+				p.Key = p.Key[:0]
+				p.Payload, _ = appendRowBody(p.Payload, &p.Key, tb, nil, row, "")
+			}
+			b.ReportMetric(float64(len(p.Payload)), "bytes/row")
+		})
 	}
 }

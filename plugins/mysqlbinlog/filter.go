@@ -17,6 +17,9 @@ type filters struct {
 	drop, mask       []string
 	kinds            uint8
 	stmtKinds        uint8 // statement packets kept: truncate, ddl (statement.go)
+	// noColumns leaves the column list out of row payloads
+	// (Config.Columns none; compile sets table.rowCols).
+	noColumns bool
 	// The snapshot signal table (snapshot.go): always read, every kind.
 	sigDB, sigName string
 }

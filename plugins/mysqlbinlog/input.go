@@ -53,6 +53,7 @@ func NewInput(cfg Config) (*Input, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.noColumns = cfg.Columns == ColumnsNone
 	in := &Input{cfg: cfg, filters: f}
 	if in.cfg.Snapshot == "" {
 		in.cfg.Snapshot = SnapshotNever

@@ -24,6 +24,7 @@ func Peek(ctx context.Context, cfg Config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	f.noColumns = cfg.Columns == ColumnsNone
 	in := &Input{cfg: cfg, filters: f}
 	info, err := preflight(ctx, &cfg)
 	if err != nil {

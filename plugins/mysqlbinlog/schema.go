@@ -86,6 +86,7 @@ type table struct {
 	source    string
 	head      []byte // `"db":"..","table":"..",`
 	colsJSON  []byte // `"columns":[...],"pk":[...],`
+	rowCols   []byte // what appendHead writes of colsJSON: all, or nothing (columns: none)
 	keyPrefix []byte // `db.table`
 
 	// The table-map content this was compiled from (compared, not kept
@@ -430,6 +431,9 @@ func compile(tm *replication.TableMapEvent, def TableDef, f *filters, source str
 		t.colsJSON = appendJSONString(t.colsJSON, t.cols[k].def.Name)
 	}
 	t.colsJSON = append(t.colsJSON, "],"...)
+	if f == nil || !f.noColumns {
+		t.rowCols = t.colsJSON
+	}
 	t.keyPrefix = append(append(append(t.keyPrefix, t.db...), '.'), t.name...)
 	return t, nil
 }
