@@ -20,7 +20,11 @@ import (
 
 func inputFields() []engine.Field {
 	return append(commonFields(),
-		engine.Field{Name: "topics", Type: engine.TypeStrings, Required: true, Doc: "Topics to consume."},
+		engine.Field{Name: "topics", Type: engine.TypeStrings, Doc: "Topics to consume (this or topics_regex is required)."},
+		engine.Field{Name: "topics_regex", Type: engine.TypeStrings, Doc: "Consume every topic whose whole name matches one of these regular expressions (RE2, anchored), including topics created after start: they are found within topics_refresh. Needs a group. Internal topics (__consumer_offsets...) never match."},
+		engine.Field{Name: "exclude_topics", Type: engine.TypeStrings, Doc: "With topics_regex: topics whose whole name matches one of these regular expressions are not consumed."},
+		engine.Field{Name: "fetch_max_wait", Type: engine.TypeDuration, Default: 5 * time.Second, Doc: "How long the broker may hold a fetch while it has no new records (Kafka's fetch.max.wait.ms). Partitions assigned meanwhile (a new topic matching topics_regex) are fetched from the next request, so this adds to how late they start."},
+		engine.Field{Name: "topics_refresh", Type: engine.TypeDuration, Default: 10 * time.Second, Doc: "How often the client re-reads the cluster's metadata (Kafka's metadata.max.age.ms): bounds how late a new topic matching topics_regex, or a new partition, is consumed."},
 		engine.Field{Name: "group", Type: engine.TypeString, Default: "", Doc: "Consumer group (cooperative-sticky). Empty: consume the partitions directly, positions kept only in dbus checkpoints."},
 		engine.Field{Name: "partitions", Type: engine.TypeStrings, Doc: "Without a group: the partition numbers to consume from every topic (default: all partitions)."},
 		engine.Field{Name: "start", Type: engine.TypeString, Default: "oldest", Enum: []string{"oldest", "newest"}, Doc: "Where to start a partition with no committed offset and no checkpoint."},
@@ -43,6 +47,7 @@ type Input struct {
 	name          string
 	cc            clientConf
 	topics        []string
+	regex         []string // topics_regex, anchored (mirror_topics.go)
 	group         string
 	partitions    []int32
 	start         kgo.Offset
@@ -119,8 +124,11 @@ func NewInput(c *engine.Conf) (*Input, error) {
 		revokeCh:      make(chan *revokeReq, 16),
 		parts:         map[tp]*partState{},
 	}
-	if len(in.topics) == 0 {
-		return nil, c.Errorf("topics", "at least one topic is required")
+	if err := in.parseTopicRegex(c); err != nil {
+		return nil, err
+	}
+	if len(in.topics) == 0 && len(in.regex) == 0 {
+		return nil, c.Errorf("topics", "at least one topic (or topics_regex) is required")
 	}
 	for _, t := range in.topics {
 		if err := validTopic([]byte(t)); err != nil {
@@ -145,11 +153,12 @@ func NewInput(c *engine.Conf) (*Input, error) {
 	opts = append(opts,
 		kgo.FetchMaxBytes(int32(c.Size("fetch_max_bytes"))),
 		kgo.ConsumeResetOffset(in.start),
+		kgo.MetadataMaxAge(c.Duration("topics_refresh")),
+		kgo.FetchMaxWait(c.Duration("fetch_max_wait")),
 	)
 	if in.group != "" {
 		opts = append(opts,
 			kgo.ConsumerGroup(in.group),
-			kgo.ConsumeTopics(in.topics...),
 			kgo.Balancers(kgo.CooperativeStickyBalancer()),
 			kgo.DisableAutoCommit(),
 			kgo.SessionTimeout(c.Duration("session_timeout")),
@@ -158,6 +167,7 @@ func NewInput(c *engine.Conf) (*Input, error) {
 			kgo.OnPartitionsRevoked(in.onRevoked),
 			kgo.OnPartitionsLost(in.onLost),
 		)
+		opts = append(opts, in.consumeTopicsOpts(c)...)
 		if id := c.String("instance_id"); id != "" {
 			opts = append(opts, kgo.InstanceID(id))
 		}

@@ -125,3 +125,16 @@ func Payload(prefix string, i, size int) []byte {
 	}
 	return b
 }
+
+// Topics returns the names of the cluster's topics.
+func Topics(tb testing.TB, seeds []string) []string {
+	tb.Helper()
+	adm := kadm.NewClient(Client(tb, seeds))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	td, err := adm.ListTopics(ctx)
+	if err != nil {
+		tb.Fatalf("list topics: %v", err)
+	}
+	return td.Names()
+}
