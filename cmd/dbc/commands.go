@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dbus-project/dbus/cluster"
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/engine/admin"
 )
@@ -74,6 +75,50 @@ func (cl *console) status(args []string) error {
 			res = "rejected: " + r.Error
 		}
 		fmt.Fprintf(w, "last reload\t%s by %s: %s\n", r.At.Format(time.RFC3339), r.Source, res)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var cs struct {
+		Cluster *cluster.MemberState `json:"cluster"`
+	}
+	if json.Unmarshal(b, &cs) == nil && cs.Cluster != nil {
+		return cl.memberStatus(cs.Cluster)
+	}
+	return nil
+}
+
+// memberStatus prints a cluster member's state (dbc status against a
+// member's admin address).
+func (cl *console) memberStatus(st *cluster.MemberState) error {
+	w := cl.table()
+	leader := st.Leader
+	if st.IsLeader {
+		leader += " (this member)"
+	}
+	fmt.Fprintf(w, "cluster\t%s, member %s, %d members, leader %s\n", st.Cluster, st.Member, st.Members, leader)
+	fmt.Fprintf(w, "assignment\tepoch %d\n", st.Epoch)
+	fmt.Fprintf(w, "session\t%s, lease %.1fs left\n", st.Session, st.LeaseSeconds)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "pushed config\tversion %d applied; newest rejected: %s\n", st.Config, st.ConfigError)
+	} else if st.Config > 0 {
+		fmt.Fprintf(w, "pushed config\tversion %d\n", st.Config)
+	}
+	fmt.Fprintf(w, "resources\t%d owned\n", len(st.Resources))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(st.Resources) == 0 {
+		return nil
+	}
+	w = cl.table()
+	fmt.Fprintln(w, "RESOURCE\tEPOCH\tSTATE")
+	for _, r := range st.Resources {
+		state := r.State
+		if r.Error != "" {
+			state += ": " + strings.Join(strings.Fields(r.Error), " ")
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\n", r.ID, r.Epoch, state)
 	}
 	return w.Flush()
 }
