@@ -1,12 +1,13 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/dbus-project/dbus/engine/internal/statefile"
 )
 
 // ErrFenced is returned by a CheckpointStore when this process no longer
@@ -72,15 +73,11 @@ func (m *MemoryStore) All() map[string]Checkpoint {
 // FileStore keeps every checkpoint in one JSON file, rewritten atomically
 // on each Save: write a temporary file, fsync it, rename it over the old
 // one, fsync the directory. A crash leaves either the old or the new file.
+// The file format and the atomic write are engine/internal/statefile.
 type FileStore struct {
 	mu   sync.Mutex
 	path string
 	cps  map[string]Checkpoint
-}
-
-type fileStoreDoc struct {
-	Version     int                   `json:"version"`
-	Checkpoints map[string]Checkpoint `json:"checkpoints"`
 }
 
 // OpenFileStore opens (creating dir if needed) the store file
@@ -92,21 +89,12 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := CheckWritableDir(dir); err != nil {
 		return nil, fmt.Errorf("checkpoint dir: %w", err)
 	}
-	fs := &FileStore{path: filepath.Join(dir, "checkpoints.json"), cps: map[string]Checkpoint{}}
-	data, err := os.ReadFile(fs.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("checkpoint file %s: %w", fs.path, err)
-	default:
-		var doc fileStoreDoc
-		if err := json.Unmarshal(data, &doc); err != nil {
-			return nil, fmt.Errorf("checkpoint file %s is corrupt (move it away to start over, losing positions): %w", fs.path, err)
-		}
-		if doc.Checkpoints != nil {
-			fs.cps = doc.Checkpoints
-		}
+	fs := &FileStore{path: filepath.Join(dir, "checkpoints.json")}
+	cps, err := statefile.Load[Checkpoint](fs.path)
+	if err != nil {
+		return nil, err
 	}
+	fs.cps = cps
 	return fs, nil
 }
 
@@ -201,12 +189,8 @@ func (f *FileStore) Save(cps map[string]Checkpoint) error {
 	for k, v := range cps {
 		next[k] = v
 	}
-	data, err := json.MarshalIndent(fileStoreDoc{Version: 1, Checkpoints: next}, "", "  ")
-	if err != nil {
+	if err := statefile.Save(f.path, next); err != nil {
 		return err
-	}
-	if err := WriteFileAtomic(f.path, data); err != nil {
-		return fmt.Errorf("save checkpoints to %s: %w", f.path, err)
 	}
 	f.cps = next
 	return nil
@@ -220,32 +204,4 @@ func (f *FileStore) Close() error { return nil }
 // file holds either the old or the new content, never a mix. Every state
 // file of the engine and its plugins (checkpoints, schema history, filter
 // state) is written with it.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(name)
-		return werr
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func WriteFileAtomic(path string, data []byte) error { return statefile.WriteAtomic(path, data) }
