@@ -141,6 +141,7 @@ func RunMemberWith(ctx context.Context, cfg *engine.Config, reg *engine.Registry
 		return err
 	}
 	view.SetMember(m)
+	m.warnUnusedInputs(cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
