@@ -24,6 +24,11 @@
 //	                                    400 over a limit, 409 node already tapped,
 //	                                    429 too many taps)
 //
+// A cluster member (Options.Member, member.go) also serves
+// GET /api/v1/cluster, GET /api/v1/resources and each resource engine's
+// API under /api/v1/resources/{id}/, and shows resource nodes as
+// "<id>/<plugin>" in the top-level views.
+//
 // A request that fails changes nothing in the pipeline. With a token
 // configured, /api/, /metrics and /debug/pprof/ require
 // "Authorization: Bearer <token>"; the page's static assets do not (the
