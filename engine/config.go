@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -768,13 +767,4 @@ func (c *Conf) Errorf(key string, format string, args ...any) error {
 		line = c.Line
 	}
 	return &ConfigError{File: c.File, Line: line, Msg: c.Redact(fmt.Sprintf("%s (%s): %s: %s", c.Name, c.Class, key, fmt.Sprintf(format, args...)))}
-}
-
-// matchName reports whether a match pattern selects name (exact or glob).
-func matchName(pattern, name string) bool {
-	if pattern == name {
-		return true
-	}
-	ok, err := path.Match(pattern, name)
-	return err == nil && ok
 }

@@ -2,8 +2,8 @@ package engine
 
 import (
 	"errors"
-	"fmt"
-	"strings"
+
+	"github.com/dbus-project/dbus/engine/internal/dag"
 )
 
 // node is one plugin in the compiled DAG.
@@ -35,165 +35,40 @@ func compileCheck(cfg *Config) error {
 	return err
 }
 
-// compile builds the DAG: edges from every match, then checks for
-// dangling matches, cycles, unreachable outputs and inputs that feed
-// nothing.
+var dagRoles = map[Kind]dag.Role{KindInput: dag.Input, KindFilter: dag.Filter, KindOutput: dag.Output}
+
+// compile builds the DAG of cfg (engine/internal/dag: edges from every
+// match, checks for dangling matches, cycles, unreachable outputs and
+// inputs that feed nothing), each problem located at its plugin's line.
 func compile(cfg *Config) (*graph, error) {
+	ps := make([]dag.Plugin, len(cfg.Plugins))
+	for i, pc := range cfg.Plugins {
+		ps[i] = dag.Plugin{Name: pc.Name, Role: dagRoles[pc.Kind], Match: pc.Match, DeadLetter: pc.DeadLetter}
+	}
+	dg, probs := dag.Compile(ps)
+	if len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, p := range probs {
+			errs[i] = &ConfigError{File: cfg.File, Line: cfg.Plugins[p.Plugin].Line, Msg: p.Msg}
+		}
+		return nil, errors.Join(errs...)
+	}
 	g := &graph{byName: map[string]*node{}}
 	for i, pc := range cfg.Plugins {
 		n := &node{pc: pc, idx: i}
 		g.nodes = append(g.nodes, n)
 		g.byName[pc.Name] = n
 	}
-	var errs []error
-	errf := func(pc *PluginConfig, format string, args ...any) {
-		errs = append(errs, &ConfigError{File: cfg.File, Line: pc.Line, Msg: fmt.Sprintf(format, args...)})
-	}
-	for _, n := range g.nodes {
-		if n.pc.Kind == KindInput {
-			continue
+	for i, n := range g.nodes {
+		for _, u := range dg.Up[i] {
+			n.up = append(n.up, g.nodes[u])
 		}
-		seen := map[*node]bool{}
-		for _, pat := range n.pc.Match {
-			hit := 0
-			for _, u := range g.nodes {
-				if !matchName(pat, u.name()) {
-					continue
-				}
-				if u == n {
-					errf(n.pc, "%s: match %q selects the plugin itself (a cycle)", n.name(), pat)
-					hit++
-					continue
-				}
-				if u.pc.Kind == KindOutput {
-					if pat == u.name() {
-						errf(n.pc, "%s: match %q names an output; outputs feed nothing", n.name(), pat)
-						hit++
-					}
-					continue
-				}
-				hit++
-				if !seen[u] {
-					seen[u] = true
-					n.up = append(n.up, u)
-					u.down = append(u.down, n)
-				}
-			}
-			if hit == 0 {
-				errf(n.pc, "%s: match %q selects no input or filter (dangling match)", n.name(), pat)
-			}
+		for _, d := range dg.Down[i] {
+			n.down = append(n.down, g.nodes[d])
 		}
-		if n.pc.DeadLetter != "" {
-			n.dlq = g.byName[n.pc.DeadLetter]
+		if d := dg.DeadLetter[i]; d >= 0 {
+			n.dlq = g.nodes[d]
 		}
-	}
-	// Cycles among filters (inputs have no upstream, outputs no downstream).
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := make([]int, len(g.nodes))
-	var path []string
-	var visit func(n *node) bool
-	visit = func(n *node) bool {
-		color[n.idx] = grey
-		path = append(path, n.name())
-		for _, d := range n.down {
-			if color[d.idx] == grey {
-				i := 0
-				for j, name := range path {
-					if name == d.name() {
-						i = j
-					}
-				}
-				errf(d.pc, "cycle in match graph: %s -> %s", strings.Join(path[i:], " -> "), d.name())
-				return true
-			}
-			if color[d.idx] == white && visit(d) {
-				return true
-			}
-		}
-		path = path[:len(path)-1]
-		color[n.idx] = black
-		return false
-	}
-	for _, n := range g.nodes {
-		if color[n.idx] == white && visit(n) {
-			break
-		}
-	}
-	// Dead-letter chains must be acyclic too.
-	for _, n := range g.nodes {
-		seen := map[*node]bool{n: true}
-		for d := n.dlq; d != nil; d = d.dlq {
-			if seen[d] {
-				errf(n.pc, "%s: dead_letter chain loops back through %s", n.name(), d.name())
-				break
-			}
-			seen[d] = true
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	// Reachability: every output from an input (or as a dead-letter
-	// target); every input and filter to an output.
-	fromInput := map[*node]bool{}
-	var fwd func(n *node)
-	fwd = func(n *node) {
-		if fromInput[n] {
-			return
-		}
-		fromInput[n] = true
-		for _, d := range n.down {
-			fwd(d)
-		}
-		if n.dlq != nil {
-			fwd(n.dlq)
-		}
-	}
-	for _, n := range g.nodes {
-		if n.pc.Kind == KindInput {
-			fwd(n)
-		}
-	}
-	toOutput := map[*node]bool{}
-	var back func(n *node)
-	back = func(n *node) {
-		if toOutput[n] {
-			return
-		}
-		toOutput[n] = true
-		for _, u := range n.up {
-			back(u)
-		}
-	}
-	for _, n := range g.nodes {
-		if n.pc.Kind == KindOutput {
-			back(n)
-		}
-	}
-	for _, n := range g.nodes {
-		switch n.pc.Kind {
-		case KindOutput:
-			if !fromInput[n] {
-				errf(n.pc, "output %q is unreachable: its match selects nothing fed by an input, and no plugin names it as dead_letter", n.name())
-			}
-		case KindFilter:
-			if len(n.up) == 0 {
-				errf(n.pc, "filter %q has no match: nothing feeds it", n.name())
-			} else if !toOutput[n] {
-				errf(n.pc, "%s %q feeds no output: add it to an output's match", n.pc.Kind, n.name())
-			}
-		default:
-			if !toOutput[n] {
-				errf(n.pc, "%s %q feeds no output: add it to an output's match", n.pc.Kind, n.name())
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
 	}
 	return g, nil
 }
