@@ -26,7 +26,7 @@ var pluginAPI = map[string]bool{
 	"Output": true, "AsyncOutput": true, "Completion": true, "Stream": true, "Checkpoint": true,
 	"Starter": true, "Closer": true, "Flusher": true, "FilterFlusher": true, "Ticker": true,
 	"DryRunner": true, "Committer": true, "Queryable": true, "Stateful": true, "InlineOutput": true,
-	"InFlightDefaulter": true, "TransactionalOutput": true, "LagReporter": true, "RecordLagReporter": true,
+	"InFlightDefaulter": true, "TransactionalOutput": true, "SourceBinder": true, "LagReporter": true, "RecordLagReporter": true,
 	"MetricsReporter": true, "MetricKind": true, "MetricCounter": true, "MetricGauge": true, "PluginMetric": true,
 	// Errors.
 	"BatchError": true, "Permanent": true, "IsPermanent": true, "ConfigError": true, "ErrFenced": true,

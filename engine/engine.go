@@ -144,6 +144,10 @@ func New(cfg *Config, opts Options) (*Engine, error) {
 		closeAll(instances)
 		return nil, errors.Join(errs...)
 	}
+	if err := bindSources(g, instances); err != nil {
+		closeAll(instances)
+		return nil, err
+	}
 	var txnOut, txnIn *node
 	if !opts.DryRun {
 		e.txn, txnOut, txnIn, err = bindTransaction(g, instances)

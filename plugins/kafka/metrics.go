@@ -19,6 +19,9 @@ func (o *Output) ReportMetrics(emit func(name, help string, kind engine.MetricKi
 		engine.MetricCounter, float64(o.skippedLoop.Load()))
 	emit("dbus_kafka_output_too_large_total", "Records larger than max_record_bytes (dead-lettered as permanent failures).",
 		engine.MetricCounter, float64(o.tooLarge.Load()))
+	if o.mirror != nil {
+		o.mirror.report(emit) // lag.go
+	}
 }
 
 // lagTable is KafkaInput's consumer lag per partition: written by the Run
@@ -31,6 +34,7 @@ type lagTable struct {
 type partLag struct {
 	records int64     // high watermark minus the next offset to consume
 	lastTs  time.Time // timestamp of the last record consumed
+	hw      int64     // the partition's high watermark at the last poll
 }
 
 // set records partition t's lag after consuming up to offset next-1
@@ -40,7 +44,7 @@ func (l *lagTable) set(t tp, hw, next int64, ts time.Time) {
 	if l.m == nil {
 		l.m = map[tp]partLag{}
 	}
-	l.m[t] = partLag{records: max(hw-next, 0), lastTs: ts}
+	l.m[t] = partLag{records: max(hw-next, 0), lastTs: ts, hw: hw}
 	l.mu.Unlock()
 }
 

@@ -1,15 +1,20 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/internal/testenv"
+	"github.com/dbus-project/dbus/plugins/mock"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 )
 
@@ -21,6 +26,30 @@ func produceN(t *testing.T, cl *kgo.Client, topic string, from, n int) {
 		recs[i] = &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", (from+i)%17), Value: kfaketest.Payload(topic, from+i, 64)}
 	}
 	kfaketest.Produce(t, cl, recs...)
+}
+
+// endOffsets is kfaketest.EndOffsets through a client that never creates
+// the topic it asks about.
+func endOffsets(t *testing.T, seeds []string, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	out := map[int32]int64{}
+	if err != nil {
+		return out
+	}
+	lo.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			out[o.Partition] = o.Offset
+		}
+	})
+	return out
 }
 
 // TestKafkaMirrorTopicsRegex: a mirror selecting topics by pattern
@@ -41,7 +70,7 @@ outputs:
 `, a.SeedList(), b.SeedList()), nil)
 	t0 := time.Now()
 	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
-		return sumOffsets(kfaketest.EndOffsets(t, b.Seeds, "dcA.app.orders")) == 200
+		return sumOffsets(endOffsets(t, b.Seeds, "dcA.app.orders")) == 200
 	}, "app.orders mirrored")
 	t.Logf("first topic mirrored after %v", time.Since(t0))
 	if got := kfaketest.ConsumeN(t, b.Seeds, 200, testenv.Scaled(20*time.Second), "dcA.app.orders"); len(got) != 200 {
@@ -52,7 +81,7 @@ outputs:
 	produceN(t, src, "app.payments", 0, 100)
 	produceN(t, src, "app.secret", 0, 100)
 	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
-		return sumOffsets(kfaketest.EndOffsets(t, b.Seeds, "dcA.app.payments")) == 100
+		return sumOffsets(endOffsets(t, b.Seeds, "dcA.app.payments")) == 100
 	}, "the topic created after start mirrored")
 	t.Logf("new topic mirrored %v after its creation (topics_refresh 300ms, fetch_max_wait 200ms)", time.Since(created).Round(time.Millisecond))
 	got := kfaketest.ConsumeN(t, b.Seeds, 100, testenv.Scaled(30*time.Second), "dcA.app.payments")
@@ -97,6 +126,108 @@ func TestKafkaMirrorConfigErrors(t *testing.T) {
 			err := buildErr(t, tc.yaml)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestKafkaMirrorCreateTopics: with create_topics a missing target topic
+// is created before the first record with its source's partition count
+// (6, where the target's automatic creation would give 4) and the configs
+// set on the source topic; a target that exists with fewer partitions
+// fails its records with a permanent error naming both counts (to the
+// dead letter output), while on_missing_partition hash uses it.
+func TestKafkaMirrorCreateTopics(t *testing.T) {
+	a := kfaketest.Start(t, 1, 4, nil)
+	b := kfaketest.Start(t, 1, 4, nil)
+	ctx := context.Background()
+	admA := kadm.NewClient(kfaketest.Client(t, a.Seeds))
+	admB := kadm.NewClient(kfaketest.Client(t, b.Seeds))
+	for _, topic := range []string{"events", "narrow"} {
+		if _, err := admA.CreateTopic(ctx, 6, 1, map[string]*string{
+			"retention.ms": kadm.StringPtr("3600000"), "compression.type": kadm.StringPtr("zstd"), "cleanup.policy": kadm.StringPtr("compact,delete"),
+		}, topic); err != nil {
+			t.Fatalf("create %s on A: %v", topic, err)
+		}
+	}
+	if _, err := admB.CreateTopic(ctx, 2, 1, nil, "dcA.narrow"); err != nil {
+		t.Fatal(err)
+	}
+	src := kfaketest.Client(t, a.Seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := 0; i < 600; i++ {
+		for _, topic := range []string{"events", "narrow"} {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 6), Key: fmt.Appendf(nil, "k%d", i), Value: kfaketest.Payload(topic, i, 64)})
+		}
+	}
+	kfaketest.Produce(t, src, recs...)
+	for _, mode := range []string{"fail", "hash"} {
+		t.Run(mode, func(t *testing.T) {
+			dlq := mock.NewRecorder()
+			r := startEngine(t, testRegistry(t, dlq), fmt.Sprintf(`
+engine: {checkpoint_interval: 50ms}
+inputs:
+  - {name: from_a, class: KafkaInput, brokers: %s, group: mirror-%s, topics: [events, narrow], session_timeout: 6s}
+outputs:
+  - {name: to_b, class: KafkaOutput, match: [from_a], brokers: %s, topic: "dcA.{kafka.topic}", partitioner: attr, on_missing_partition: %s, create_topics: true, linger: 1ms, dead_letter: dlq}
+  - {name: dlq, class: Recorder}
+`, a.SeedList(), mode, b.SeedList(), mode), nil)
+			if mode == "fail" {
+				testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
+					return sumOffsets(endOffsets(t, b.Seeds, "dcA.events")) == 600 && dlq.Len() == 600
+				}, "events mirrored, narrow's records dead-lettered (events %v, %d dead letters)", endOffsets(t, b.Seeds, "dcA.events"), dlq.Len())
+			} else {
+				testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
+					return sumOffsets(endOffsets(t, b.Seeds, "dcA.narrow")) == 600
+				}, "narrow mirrored into 2 partitions by key")
+			}
+			var out engine.NodeSnapshot
+			for _, s := range r.e.Stats() {
+				if s.Name == "to_b" {
+					out = s
+				}
+			}
+			r.stop(t)
+			if mode == "hash" {
+				if dlq.Len() != 0 {
+					t.Fatalf("%d dead letters with on_missing_partition hash", dlq.Len())
+				}
+				return
+			}
+			if !strings.Contains(out.LastError, "dcA.narrow has 2, narrow has 6") || !strings.Contains(out.LastError, "--partitions 6") {
+				t.Fatalf("last error %q does not name the partition counts and the fix", out.LastError)
+			}
+			td, err := admB.ListTopics(ctx, "dcA.events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(td["dcA.events"].Partitions); n != 6 {
+				t.Fatalf("dcA.events has %d partitions, want the source's 6", n)
+			}
+			rc, err := admB.DescribeTopicConfigs(ctx, "dcA.events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			cfgs, _ := rc.On("dcA.events", nil)
+			for _, c := range cfgs.Configs {
+				if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+					got[c.Key] = c.MaybeValue()
+				}
+			}
+			want := map[string]string{"retention.ms": "3600000", "compression.type": "zstd", "cleanup.policy": "compact,delete"}
+			for k, v := range want {
+				if got[k] != v {
+					t.Fatalf("dcA.events config %s = %q, want %q (topic configs %v)", k, got[k], v, got)
+				}
+			}
+			// Records keep their partition.
+			for _, rec := range kfaketest.ConsumeN(t, b.Seeds, 600, testenv.Scaled(20*time.Second), "dcA.events") {
+				var i int
+				fmt.Sscanf(string(rec.Value), "events-%d", &i)
+				if rec.Partition != int32(i%6) {
+					t.Fatalf("record %d in partition %d, want %d", i, rec.Partition, i%6)
+				}
 			}
 		})
 	}

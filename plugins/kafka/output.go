@@ -67,7 +67,7 @@ func outputFields() []engine.Field {
 		engine.Field{Name: "origin_id", Type: engine.TypeString, Default: "", Doc: "Origin mark added to records that carry none (usually the source cluster's id); empty adds none."},
 		engine.Field{Name: "cluster_id", Type: engine.TypeString, Default: "", Doc: "This destination cluster's id: records whose origin header equals it are skipped (acked, counted), which breaks mirror loops."},
 		engine.Field{Name: "dryrun_partitions", Type: engine.TypeInt, Default: int64(0), HasRange: true, Min: 0, Max: 1 << 20, Doc: "Partition count used in dry runs; 0 asks the cluster once per topic (1 when it cannot)."},
-	), txnFields()...)
+	), append(txnFields(), mirrorFields()...)...)
 }
 
 // Register adds KafkaInput and KafkaOutput to reg.
@@ -121,6 +121,8 @@ type Output struct {
 	cl     *kgo.Client
 	dryRun atomic.Bool
 	txn    *txnState // exactly_once, or nil (txn.go)
+	// mirror is set when one KafkaInput feeds the output (mirror.go).
+	mirror, mirrorConf *mirrorState
 	log    *slog.Logger
 
 	// Owned by the Write goroutine.
@@ -262,6 +264,9 @@ func NewOutput(c *engine.Conf) (*Output, error) {
 	if opts, err = o.initTxn(c, opts); err != nil {
 		return nil, err
 	}
+	if err := o.initMirror(c); err != nil {
+		return nil, err
+	}
 	o.opts = opts
 	return o, nil
 }
@@ -297,6 +302,13 @@ func (o *Output) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if o.mirror != nil && !o.dryRun.Load() {
+		if err := o.startMirror(ctx); err != nil {
+			cl.Close()
+			o.cl = nil
+			return err
+		}
+	}
 	if o.mode == partAttr && o.topic.fixed != "" && !o.dryRun.Load() {
 		// Say up front what happens to partitions the target lacks (a
 		// mirror to a topic with fewer partitions than its source).
@@ -325,6 +337,7 @@ func (o *Output) Close(ctx context.Context) error {
 	}
 	o.closeTxn(ctx)
 	err := o.cl.Flush(ctx)
+	o.closeMirror()
 	o.cl.Close()
 	o.cl = nil
 	return err
@@ -355,6 +368,7 @@ type batchState struct {
 	cancel  context.CancelFunc       // ends the batch's delivery_timeout context (nil without one)
 	sent    int                      // records handed to the client; set before the guard is released
 	promise func(*kgo.Record, error) // bound once to b.onPromise
+	msrc    []srcPos                 // mirror: where each record came from (mirror.go)
 }
 
 // slotCtx is the Record.Context of slot i: it tells the promise which
@@ -500,6 +514,14 @@ func (o *Output) write(ctx context.Context, batch []*pack.Packet, c engine.Compl
 		if dry {
 			o.dryPartition(r)
 			continue
+		}
+		if o.mirror != nil {
+			if err := o.mirror.before(b, i, r, p); err != nil {
+				b.errs[i] = fmt.Errorf("kafka output %s: %w", o.name, err)
+				b.failed.Store(true)
+				o.failed.Add(1)
+				continue
+			}
 		}
 		r.Context = &b.ctxs[i]
 		sent++
@@ -702,6 +724,9 @@ func (b *batchState) finishOne() {
 	if b.cancel != nil {
 		b.cancel()
 		b.cancel = nil
+	}
+	if o.mirror != nil {
+		o.mirror.acked(b)
 	}
 	o.produced.Add(uint64(int64(b.sent) - b.lost.Load()))
 	if o.inflight.Add(-int64(b.sent)) == 0 && o.fence.Load() {
