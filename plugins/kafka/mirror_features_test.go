@@ -14,8 +14,8 @@ import (
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/internal/testenv"
-	"github.com/dbus-project/dbus/plugins/mock"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
+	"github.com/dbus-project/dbus/plugins/mock"
 )
 
 // produceN writes n records numbered from..from+n-1 to topic, key k<i%17>.

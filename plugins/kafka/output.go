@@ -121,9 +121,10 @@ type Output struct {
 	cl     *kgo.Client
 	dryRun atomic.Bool
 	txn    *txnState // exactly_once, or nil (txn.go)
+	log    *slog.Logger
+
 	// mirror is set when one KafkaInput feeds the output (mirror.go).
 	mirror, mirrorConf *mirrorState
-	log    *slog.Logger
 
 	// Owned by the Write goroutine.
 	tbuf    []byte
