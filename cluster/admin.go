@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -728,10 +727,4 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return sb.String()
-}
-
-// jsonIndent renders v for dbc's -json output.
-func jsonIndent(v any) string {
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
 }

@@ -22,6 +22,10 @@ import (
 
 var credRefRE = regexp.MustCompile(`\$\{cred:([A-Za-z0-9._-]+)\}`)
 
+// IsCredentialRef reports whether s is exactly one credential reference,
+// "${cred:NAME}" (dbc -auth-password takes nothing else).
+func IsCredentialRef(s string) bool { return isCredRef(s) }
+
 func isCredRef(s string) bool {
 	m := credRefRE.FindStringIndex(s)
 	return m != nil && m[0] == 0 && m[1] == len(s)

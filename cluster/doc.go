@@ -11,7 +11,7 @@
 //     merged with the resource's config.
 //   - Store: the engine.CheckpointStore of one resource at one epoch,
 //     fenced by the owner record's znode version.
-//   - Admin and RunCLI: the operator's API and the dbc sub-commands.
+//   - Admin: the operator's API (the dbc cluster sub-commands in cmd/dbc use it).
 //   - RunMember: what dbusd calls when its config has a cluster section.
 //
 // Contract for callers:

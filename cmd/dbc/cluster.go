@@ -1,4 +1,4 @@
-package cluster
+package main
 
 import (
 	"context"
@@ -13,10 +13,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dbus-project/dbus/cluster"
 	"github.com/go-zookeeper/zk"
+	// Every built-in spec in engine.Default: the cluster commands refuse
+	// configs and resources whose secret fields hold literal values.
+	_ "github.com/dbus-project/dbus/plugins/all"
 )
 
-const cliUsage = `usage: dbc [-zk host:port,...] [-root /dbus] [-json] <command> [args]
+const clusterUsage = `usage: dbc [-zk host:port,...] [-root /dbus] [-json] <command> [args]
 
 commands:
   clusters                                   list clusters
@@ -40,14 +44,17 @@ also DBUS_ZK_AUTH_USER, DBUS_ZK_AUTH_PASSWORD, DBUS_CREDENTIALS_FILE).
 Credentials never go into ZooKeeper: write "${cred:NAME}" in resource configs.
 `
 
-// RunCLI implements the dbc cluster sub-commands: args are the command
-// line after "dbc" (global flags first). It returns the exit status.
-func RunCLI(args []string, stdout, stderr io.Writer) int {
+// runCluster implements the dbc cluster sub-commands (clusters,
+// members, resources, rebalance, checkpoints, config) over package
+// cluster's Admin: args are the command line after "dbc" (after "dbc
+// cluster" for the explicit form), global flags first. It returns the
+// exit status.
+func runCluster(args []string, stdout, stderr io.Writer) int {
 	g := flag.NewFlagSet("dbc", flag.ContinueOnError)
 	g.SetOutput(stderr)
-	g.Usage = func() { fmt.Fprint(stderr, cliUsage) }
+	g.Usage = func() { fmt.Fprint(stderr, clusterUsage) }
 	zkFlag := g.String("zk", envOr("DBUS_ZK", "127.0.0.1:2181"), "ZooKeeper servers, comma-separated")
-	root := g.String("root", DefaultRoot, "znode root")
+	root := g.String("root", cluster.DefaultRoot, "znode root")
 	asJSON := g.Bool("json", false, "print JSON")
 	timeout := g.Duration("timeout", 10*time.Second, "connect timeout")
 	authUser := g.String("auth-user", os.Getenv("DBUS_ZK_AUTH_USER"), "ZooKeeper digest auth user (the members' cluster.auth.user)")
@@ -68,7 +75,7 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("dbc "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cluster := fs.String("cluster", "", "cluster name")
+	clusterName := fs.String("cluster", "", "cluster name")
 	id := fs.String("id", "", "resource id")
 	input := fs.String("input", "", "input name in the pipeline config")
 	conf := fs.String("config", "", "resource config as a JSON object")
@@ -89,32 +96,32 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	needCluster := func() error {
-		if *cluster == "" {
+		if *clusterName == "" {
 			return fmt.Errorf("-cluster is required")
 		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Second)
 	defer cancel()
-	ao := AdminOptions{Root: *root, ConnectTimeout: *timeout}
+	ao := cluster.AdminOptions{Root: *root, ConnectTimeout: *timeout}
 	if *authUser != "" || *authPass != "" {
-		if *authUser == "" || !isCredRef(*authPass) {
+		if *authUser == "" || !cluster.IsCredentialRef(*authPass) {
 			return fail(errors.New(`-auth-user and -auth-password go together, and the password must be a credential reference like "${cred:zk-dbus}" (never a literal on the command line)`))
 		}
-		creds, err := LoadCredentials(*credFile)
+		creds, err := cluster.LoadCredentials(*credFile)
 		if err != nil {
 			return fail(err)
 		}
-		ao.Auth, ao.Credentials = &AuthConfig{User: *authUser, Password: *authPass}, creds
+		ao.Auth, ao.Credentials = &cluster.AuthConfig{User: *authUser, Password: *authPass}, creds
 	}
-	a, err := Dial(ctx, strings.Split(*zkFlag, ","), ao)
+	a, err := cluster.Dial(ctx, strings.Split(*zkFlag, ","), ao)
 	if err != nil {
 		return fail(err)
 	}
 	defer a.Close()
 	out := func(v any, table func(w *tabwriter.Writer)) int {
 		if *asJSON {
-			fmt.Fprintln(stdout, jsonIndent(v))
+			fmt.Fprintln(stdout, clusterJSON(v))
 			return 0
 		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -139,7 +146,7 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	case "members ":
-		ms, err := a.Members(*cluster)
+		ms, err := a.Members(*clusterName)
 		if err != nil {
 			return fail(err)
 		}
@@ -161,7 +168,7 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	case "resources ":
-		rs, err := a.Resources(*cluster)
+		rs, err := a.Resources(*clusterName)
 		if err != nil {
 			return fail(err)
 		}
@@ -191,39 +198,39 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return fail(err)
 			}
-			var specs []ResourceSpec
+			var specs []cluster.ResourceSpec
 			if err := json.Unmarshal(data, &specs); err != nil {
 				return fail(fmt.Errorf("%s: want a JSON array of {\"id\", \"input\", \"config\"}: %v", *file, err))
 			}
-			n, err := a.AddResources(*cluster, specs)
+			n, err := a.AddResources(*clusterName, specs)
 			if err != nil {
 				return fail(err)
 			}
-			fmt.Fprintf(stdout, "%d resources added to cluster %s\n", n, *cluster)
+			fmt.Fprintf(stdout, "%d resources added to cluster %s\n", n, *clusterName)
 			break
 		}
-		spec := ResourceSpec{ID: *id, Input: *input}
+		spec := cluster.ResourceSpec{ID: *id, Input: *input}
 		if *conf != "" {
 			if err := json.Unmarshal([]byte(*conf), &spec.Config); err != nil {
 				return fail(fmt.Errorf("-config: want a JSON object: %v", err))
 			}
 		}
-		if err := a.AddResource(*cluster, spec); err != nil {
+		if err := a.AddResource(*clusterName, spec); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "resource %s added to cluster %s\n", *id, *cluster)
+		fmt.Fprintf(stdout, "resource %s added to cluster %s\n", *id, *clusterName)
 	case "resources remove":
-		if err := a.RemoveResource(*cluster, *id, *purge); err != nil {
+		if err := a.RemoveResource(*clusterName, *id, *purge); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "resource %s removed from cluster %s\n", *id, *cluster)
+		fmt.Fprintf(stdout, "resource %s removed from cluster %s\n", *id, *clusterName)
 	case "rebalance ":
-		if err := a.Rebalance(*cluster); err != nil {
+		if err := a.Rebalance(*clusterName); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "rebalance of cluster %s requested\n", *cluster)
+		fmt.Fprintf(stdout, "rebalance of cluster %s requested\n", *clusterName)
 	case "checkpoints ":
-		cps, err := a.Checkpoints(*cluster)
+		cps, err := a.Checkpoints(*clusterName)
 		if err != nil {
 			return fail(err)
 		}
@@ -247,13 +254,13 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		v, err := a.PushConfig(*cluster, data, *comment)
+		v, err := a.PushConfig(*clusterName, data, *comment)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "cluster %s config version %d pushed\n", *cluster, v)
+		fmt.Fprintf(stdout, "cluster %s config version %d pushed\n", *clusterName, v)
 	case "config history":
-		hs, err := a.ConfigHistory(*cluster)
+		hs, err := a.ConfigHistory(*clusterName)
 		if err != nil {
 			return fail(err)
 		}
@@ -264,7 +271,7 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	case "config show":
-		_, data, err := a.Config(*cluster, *version)
+		_, data, err := a.Config(*clusterName, *version)
 		if err != nil {
 			return fail(err)
 		}
@@ -272,7 +279,7 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 	case "config diff":
 		t := *to
 		if t == 0 {
-			v, _, err := a.Config(*cluster, 0)
+			v, _, err := a.Config(*clusterName, 0)
 			if err != nil {
 				return fail(err)
 			}
@@ -285,24 +292,17 @@ func RunCLI(args []string, stdout, stderr io.Writer) int {
 		if f < 1 {
 			return fail(fmt.Errorf("nothing to diff: version %d is the first", t))
 		}
-		d, err := a.DiffConfig(*cluster, f, t)
+		d, err := a.DiffConfig(*clusterName, f, t)
 		if err != nil {
 			return fail(err)
 		}
 		fmt.Fprint(stdout, d)
 	default:
 		fmt.Fprintf(stderr, "dbc: unknown command %q\n", strings.TrimSpace(cmd+" "+sub))
-		fmt.Fprint(stderr, cliUsage)
+		fmt.Fprint(stderr, clusterUsage)
 		return 2
 	}
 	return 0
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // oneLine returns s on one line, cut to at most n bytes.
@@ -312,4 +312,23 @@ func oneLine(s string, n int) string {
 		s = s[:n-3] + "..."
 	}
 	return s
+}
+
+// sortedKeys returns m's keys, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// clusterJSON renders v for -json.
+func clusterJSON(v any) string {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Sprintf(`{"error": %q}`, err.Error())
+	}
+	return string(b)
 }
