@@ -100,6 +100,9 @@ fuzz:
 # services-start); CI runs short versions of each: a 30 s Kafka broker
 # outage, a one-minute ZooKeeper outage, 20x longer cluster process runs,
 # and the kill -9 loops.
+# Cluster failover at scale (TestClusterProcessFailoverSoak, selected by
+# ClusterProcess): 20 dbusd x 200 resources, 6 kill -9 (CI: 5 x 40, 2
+# kills); DBUS_SOAK_MEMBERS/RESOURCES/KILLS resize it.
 soak:
 	DBUS_SOAK=1 DBUS_KAFKA_SOAK=1 DBUS_TEST_ZK_OUTAGE=60s $(GO) test -count=1 -timeout 60m \
 		-run 'Kill|BrokerDown|Outage|ClusterProcess|Rebalance' -v ./plugins/kafka/ ./plugins/mysqlbinlog/ ./cluster/
