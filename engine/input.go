@@ -99,6 +99,15 @@ func (ir *inputRunner) run() {
 			ir.log.Info("input finished its source")
 			break
 		}
+		if b := e.txn; b != nil && b.ir == ir {
+			// A restarted input reads again from its last acked
+			// position: what it emitted after the last boundary would
+			// be written twice into the open transaction.
+			ir.stats.setErr(err)
+			ir.Flush(e.hardCtx)
+			b.fail(fmt.Errorf("input %s failed (panicked %v): %w", ir.n.name(), panicked, err))
+			break
+		}
 		failures++
 		ir.stats.restarts.Add(1)
 		ir.stats.setErr(err)
@@ -235,6 +244,14 @@ func (ir *inputRunner) Commit(ctx context.Context) error {
 	}
 	return ir.e.commit(ctx)
 }
+
+// ExactlyOnce reports whether this input feeds a transactional
+// (exactly_once) output. Inputs find it by type assertion on their
+// InputContext (interface{ ExactlyOnce() bool }): such an input must not
+// rewind on its own (a reconnect that re-emits the rows of a source
+// transaction already partly emitted); it returns an error from Run
+// instead, and the engine stops the pipeline (TransactionalOutput).
+func (ir *inputRunner) ExactlyOnce() bool { return ir.e.txn != nil && ir.e.txn.ir == ir }
 
 func (ir *inputRunner) streamList() []*Stream {
 	ir.smu.Lock()

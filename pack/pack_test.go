@@ -487,3 +487,63 @@ func TestPackPoolResidentBoundedByMaxBytes(t *testing.T) {
 		t.Fatalf("packets hold %d bytes, Resident says %d", held, p.Resident())
 	}
 }
+
+// TestPackWindowExactCheckpoint: ExactCheckpoint says whether packets
+// were done after the checkpoint's boundary (a transaction's rows before
+// its end is marked), for runs released one by one, in bulk
+// (ReleaseAll's inlined fast path: found missing there, a binlog ->
+// Kafka exactly_once kill loop duplicated the first rows of a source
+// transaction) and for marks.
+func TestPackWindowExactCheckpoint(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		p, _ := NewPool(PoolConfig{Count: 64})
+		w, _ := NewWindow(64)
+		ctx := context.Background()
+		rel := NewReleaser(16)
+		rows := func(n int, boundary bool) {
+			var ps []*Packet
+			for i := 0; i < n; i++ {
+				pk, _ := p.Get(ctx)
+				pk.Pos.Offset = 100
+				if boundary {
+					pk.Flags = FlagBoundary
+				}
+				if err := w.Track(ctx, pk); err != nil {
+					t.Fatal(err)
+				}
+				ps = append(ps, pk)
+			}
+			w.Publish()
+			if bulk {
+				rel.ReleaseAll(ps)
+			} else {
+				for _, pk := range ps {
+					rel.Release(pk)
+				}
+			}
+			rel.Flush()
+		}
+		check := func(step string, wantOK, wantExact bool) {
+			t.Helper()
+			_, _, ok, exact := w.ExactCheckpoint(nil)
+			if ok != wantOK || exact != wantExact {
+				t.Fatalf("bulk=%v %s: ok %v exact %v, want %v %v", bulk, step, ok, exact, wantOK, wantExact)
+			}
+		}
+		check("empty", false, true)
+		rows(3, false)
+		check("rows before any boundary", false, false)
+		if err := w.Mark(ctx, 10, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.Publish()
+		check("rows then their mark", true, true)
+		rows(5, false)
+		check("rows of the next transaction", true, false)
+		w.Mark(ctx, 20, nil)
+		w.Publish()
+		check("next mark", true, true)
+		rows(4, true)
+		check("boundary packets", true, true)
+	}
+}

@@ -451,7 +451,10 @@ func (r *Releaser) ReleaseAll(batch []*Packet) {
 			}
 			if pk.Flags&FlagBoundary != 0 {
 				r.run.off = pk.Pos.Offset
+				r.run.open = false
 				w.setTok(r.run.start, pk.Pos.Token)
+			} else {
+				r.run.open = true
 			}
 		}
 		if pl != r.pool || len(r.buf) == cap(r.buf) {

@@ -190,6 +190,13 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if time.Since(began) > 10*in.cfg.MaxBackoff {
 			backoff = in.cfg.ReconnectBackoff
 		}
+		if eo, ok := ic.(interface{ ExactlyOnce() bool }); ok && eo.ExactlyOnce() {
+			// exactly_once: a reconnect would emit again the rows of the
+			// interrupted transaction into the open Kafka transaction;
+			// the engine restarts from the last committed one instead.
+			ic.Flush(ctx)
+			return fmt.Errorf("binlog connection lost; exactly_once pipelines do not reconnect inside the input: %w", err)
+		}
 		in.reconnect.Add(1)
 		pos := d.committed()
 		log.Warn("binlog connection lost: reconnecting", "err", err, "resume", pos.String(), "backoff", backoff)
