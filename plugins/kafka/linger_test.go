@@ -2,12 +2,14 @@ package kafka
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/internal/testenv"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // chanCompletion reports a WriteAsync outcome on a channel.
@@ -23,6 +25,14 @@ func (c chanCompletion) Done(err error) { c <- err }
 func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
 	const linger = 1500 * time.Millisecond
 	c := kfaketest.Start(t, 1, 2, []string{"t"})
+	var slowProduce atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if slowProduce.Load() {
+			c.SleepControl(func() { time.Sleep(200 * time.Millisecond) })
+		}
+		return nil, nil, false
+	})
 	reg := engine.NewRegistry()
 	Register(reg)
 	conf, err := engine.NewConf(reg, "out", "KafkaOutput", map[string]any{
@@ -88,7 +98,12 @@ func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
 	}
 
 	// Three in flight: the most seen grows to three; one or two now
-	// linger, three do not.
+	// linger, three do not. The second batch reaches the most seen (two)
+	// and is sent at once with the first; the broker holds their produce
+	// requests for a moment so they are still in flight when the third
+	// is written (on a slow machine they could otherwise be acked first,
+	// leaving the third alone below the most seen, lingering).
+	slowProduce.Store(true)
 	start = time.Now()
 	for range 3 {
 		o.WriteAsync(ctx, testBatch(10), done)
@@ -98,6 +113,7 @@ func TestKafkaOutputUnlingersWhenSaturated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	slowProduce.Store(false)
 	if d := time.Since(start); d > linger/2 {
 		t.Fatalf("three saturating batches took %v: they waited for the %v linger", d, linger)
 	}
