@@ -71,10 +71,10 @@ func checkPluginFile(fset *token.FileSet, f *ast.File, isTest bool) []string {
 		}
 		rel := strings.TrimPrefix(p, modulePath)
 		allowed := rel == "engine" || rel == "pack" || strings.HasPrefix(rel, "plugins/") ||
-			rel == "internal/jsonstr" ||
+			rel == "internal/jsonstr" || rel == "internal/httpbody" ||
 			(isTest && (rel == "engine/enginetest" || rel == "internal/testenv"))
 		if !allowed {
-			bad = append(bad, fmt.Sprintf("%s: imports %s: plugins may import only engine (the plugin API), pack, other plugins and internal/jsonstr (tests: also engine/enginetest, internal/testenv)", at(imp), p))
+			bad = append(bad, fmt.Sprintf("%s: imports %s: plugins may import only engine (the plugin API), pack, other plugins, internal/jsonstr and internal/httpbody (tests: also engine/enginetest, internal/testenv)", at(imp), p))
 		}
 		local := filepath.Base(p)
 		if imp.Name != nil {

@@ -1,7 +1,6 @@
 package es
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/dbus-project/dbus/engine"
+	"github.com/dbus-project/dbus/internal/httpbody"
 	"github.com/dbus-project/dbus/internal/jsonstr"
 	"github.com/dbus-project/dbus/pack"
 )
@@ -459,10 +459,14 @@ func (o *Output) send(ctx context.Context, items []*pack.Packet) ([]error, error
 	if o.pipeline != "" {
 		u += "?pipeline=" + o.pipeline
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch bulk request to %s: %w", url, err)
 	}
+	// body is pooled memory: keep it until the transport is done with it
+	// (it may still be sending when Do returns with an early answer).
+	sent := httpbody.Attach(req, body)
+	defer sent.Wait()
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	if o.gzip {
 		req.Header.Set("Content-Encoding", "gzip")

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/valyala/bytebufferpool"
+
+	"github.com/dbus-project/dbus/internal/httpbody"
 )
 
 // sinkConfig is the "sinks" block.
@@ -276,40 +278,15 @@ func (s *sinkSet) deliver(a *Alert) {
 	}
 }
 
-// postBody is a webhook request body that says when the transport closed
-// it: the transport may still read a body after Do returned (a server
-// that answers early), and body lives in a pooled buffer.
-type postBody struct {
-	*bytes.Reader
-	once sync.Once
-	wg   *sync.WaitGroup
-}
-
-func newPostBody(body []byte, wg *sync.WaitGroup) *postBody {
-	wg.Add(1)
-	return &postBody{Reader: bytes.NewReader(body), wg: wg}
-}
-
-func (b *postBody) Close() error {
-	b.once.Do(b.wg.Done)
-	return nil
-}
-
 // post sends body to the webhook. It returns only when the transport is
-// done with every reader of body (closed them: Do closes the body even on
-// errors), so the caller may reuse body's memory.
+// done with body (httpbody), so the caller may reuse body's memory.
 func (s *sinkSet) post(w *webhookConfig, body []byte) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	pb := newPostBody(body, &wg)
-	req, err := http.NewRequest(http.MethodPost, w.URL, pb)
+	req, err := http.NewRequest(http.MethodPost, w.URL, nil)
 	if err != nil {
-		pb.Close()
 		return err
 	}
-	// A redirect (307/308) sends the body again.
-	req.GetBody = func() (io.ReadCloser, error) { return newPostBody(body, &wg), nil }
-	req.ContentLength = int64(len(body))
+	sent := httpbody.Attach(req, body) // a redirect (307/308) sends it again
+	defer sent.Wait()
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range w.Headers {
 		req.Header.Set(k, v)
