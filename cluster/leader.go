@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbus-project/dbus/cluster/assign"
@@ -42,6 +43,25 @@ type leader struct {
 	dirty         bool              // the machine changed without actions: write the summary
 	releasing     map[string]string // resource -> member told to stop it
 	rebalanceVer  int32
+	losses        *atomic.Uint64 // members found gone without a left marker; nil: not counted
+	live          *atomic.Int64  // live members at the last read; nil: not kept
+}
+
+// memberGone is called once for each member the leader sees gone: it
+// counts a loss unless the member left a left/<name> marker (an orderly
+// leave), which it consumes.
+func (l *leader) memberGone(name string) {
+	p := l.p.leftMember(name)
+	if ok, _, err := l.s.conn.Exists(p); err == nil && ok {
+		l.s.conn.Delete(p, -1)
+		return
+	} else if err != nil {
+		return // unknown: not counted
+	}
+	l.log.Warn("cluster member lost: its session ended without leaving", "lost", name)
+	if l.losses != nil {
+		l.losses.Add(1)
+	}
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -133,6 +153,16 @@ func (l *leader) restore(w *watches) error {
 	}
 	l.assignVersion = st.Version
 	l.rebalanceVer = ls.rebalance
+	if l.live != nil {
+		l.live.Store(int64(len(ls.members)))
+	}
+	// Members of the previous leader's assignment gone since (the
+	// previous leader itself, when it was lost).
+	for _, pm := range prev.State.Members {
+		if _, ok := ls.members[pm.Name]; !ok {
+			l.memberGone(pm.Name)
+		}
+	}
 	prevRes := map[string]assign.Resource{}
 	for _, r := range prev.State.Resources {
 		prevRes[r.ID] = r
@@ -193,6 +223,9 @@ func (l *leader) sync(w *watches) ([]assign.Action, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.live != nil {
+		l.live.Store(int64(len(ls.members)))
+	}
 	var acts []assign.Action
 	step := func(ev assign.Event) { acts = append(acts, l.mach.Step(ev)...) }
 	step(assign.Tick{Now: l.now()})
@@ -204,6 +237,7 @@ func (l *leader) sync(w *watches) ([]assign.Action, error) {
 	for _, n := range sortedKeys(known) {
 		if _, ok := ls.members[n]; !ok {
 			step(assign.MemberLeft{Name: n})
+			l.memberGone(n)
 		}
 	}
 	for _, n := range sortedKeys(ls.members) {

@@ -91,6 +91,8 @@ type Member struct {
 	configErr    string // why the newest version was rejected
 	lastAssign   Assignment
 	rebalances   atomic.Uint64 // assignment epochs seen change (dbus_cluster_rebalances_total)
+	losses       atomic.Uint64 // members lost while this member led (dbus_cluster_member_losses_total)
+	liveMembers  atomic.Int64  // live members the leader read last (while this member leads)
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -268,6 +270,9 @@ func (m *Member) register(ctx context.Context) error {
 	_, sid, _ := m.s.status()
 	deadline := time.Now().Add(m.cfg.ConnectTimeout)
 	data := m.memberData()
+	// A left marker of a previous run that no leader consumed would make
+	// a later loss of this run look like an orderly leave.
+	m.s.conn.Delete(m.p.leftMember(m.cfg.Member), -1)
 	for {
 		_, err := m.s.conn.Create(m.p.member(m.cfg.Member), data, zk.FlagEphemeral, m.s.acl)
 		if err == nil {
@@ -510,7 +515,7 @@ func (m *Member) elect(ctx context.Context) error {
 		done := make(chan struct{})
 		m.leaderCancel, m.leaderDone = cancel, done
 		l := &leader{s: m.s, p: m.p, name: m.cfg.Member, node: m.electionNode, log: m.log,
-			cfg: assign.Config{ReleaseTimeout: m.cfg.ReleaseTimeout}, tick: m.opts.Tick, now: time.Now}
+			cfg: assign.Config{ReleaseTimeout: m.cfg.ReleaseTimeout}, tick: m.opts.Tick, now: time.Now, losses: &m.losses, live: &m.liveMembers}
 		m.mu.Lock()
 		m.isLeader = true
 		m.mu.Unlock()
@@ -688,6 +693,9 @@ func (m *Member) shutdown() {
 	m.stopAll("member shutting down")
 	if m.registered != 0 {
 		if _, sid, _ := m.s.status(); sid == m.registered {
+			// Leaving in order, not lost: say so before the member
+			// znode goes (the leader reads it after seeing that).
+			m.s.conn.Create(m.p.leftMember(m.cfg.Member), nil, 0, m.s.acl)
 			m.s.conn.Delete(m.electionNode, -1)
 			m.s.conn.Delete(m.p.member(m.cfg.Member), -1)
 		}

@@ -125,11 +125,17 @@ func (m *Member) Status() MemberState {
 func (m *Member) ClusterStats() metrics.ClusterStats {
 	st := m.Status()
 	cs := metrics.ClusterStats{Members: st.Members, Leader: st.IsLeader, Epoch: st.Epoch,
-		Rebalances: m.rebalances.Load(), FencingRejections: m.s.fencedTotal.Load(),
+		Rebalances: m.rebalances.Load(), FencingRejections: m.s.fencedTotal.Load(), MemberLosses: m.losses.Load(),
 		SessionState: st.Session, LeaseSeconds: st.LeaseSeconds}
 	m.mu.Lock()
 	cs.ResourcesPending = m.view.pending
 	m.mu.Unlock()
+	if n := m.liveMembers.Load(); st.IsLeader && n > 0 {
+		// The leader reads the members on every change; the
+		// assignment's list (what others report) is rewritten only
+		// when the assignment changes.
+		cs.Members = int(n)
+	}
 	for _, r := range st.Resources {
 		switch {
 		case r.State == "failed":

@@ -332,3 +332,25 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestClusterMemberLossesCounted: the leader counts a member whose
+// session ended without leaving (dbus_cluster_member_losses_total), not
+// one that stopped in order (it leaves a left/<name> marker before its
+// member znode goes). Before, the counter was always 0.
+func TestClusterMemberLossesCounted(t *testing.T) {
+	h := newHarness(t)
+	a := h.start(h.config("a"), Options{})
+	b := h.start(h.config("b"), Options{})
+	c := h.start(h.config("c"), Options{})
+	testenv.Eventually(t, 10*time.Second, func() bool { return a.m.IsLeader() && a.m.ClusterStats().Members == 3 }, "a leads 3 members: %+v", a.m.Status())
+	if err := b.stop(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return a.m.ClusterStats().Members == 2 }, "b gone from the assignment")
+	if n := a.m.ClusterStats().MemberLosses; n != 0 {
+		t.Fatalf("an orderly stop counted as %d losses", n)
+	}
+	c.m.Kill()
+	testenv.Eventually(t, 10*time.Second, func() bool { return a.m.ClusterStats().MemberLosses == 1 }, "c's loss counted (losses %d)", a.m.ClusterStats().MemberLosses)
+	testenv.Never(t, time.Second, func() bool { return a.m.ClusterStats().MemberLosses != 1 }, "losses changed after settling")
+}

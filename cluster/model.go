@@ -97,5 +97,12 @@ func (p paths) configVersion(v int) string  { return fmt.Sprintf("%s/config/v%01
 // layout lists the persistent znodes of a cluster, created on first use.
 func (p paths) layout() []string {
 	return []string{p.root, p.clusters(), p.cluster, p.members(), p.election(), p.resources(),
-		p.owners(), p.checkpoints(), p.assignment(), p.rebalance(), p.config()}
+		p.owners(), p.checkpoints(), p.assignment(), p.rebalance(), p.config(), p.leftDir()}
 }
+
+// leftDir holds left/<member>: created by a member that leaves in
+// order, just before it deletes its member znode; the leader deletes it
+// when it sees the member gone. A member gone without one was lost
+// (dbus_cluster_member_losses_total).
+func (p paths) leftDir() string               { return p.cluster + "/left" }
+func (p paths) leftMember(name string) string { return p.cluster + "/left/" + name }
