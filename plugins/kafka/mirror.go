@@ -99,8 +99,7 @@ type mirrorPart struct {
 	latency  float64   // seconds from its timestamp to its ack
 	last     offsetSync
 	hasLast  bool
-	hist     []offsetSync // older syncs, oldest first, at most maxSyncHistory
-	histAt   time.Time    // when hist last grew
+	hist     []offsetSync // older syncs, oldest first, at most maxSyncHistory (see addHist)
 	dirty    bool         // last not written to the offset syncs topic yet
 }
 
@@ -108,8 +107,13 @@ type mirrorPart struct {
 type offsetSync struct{ src, dst int64 }
 
 const (
-	maxSyncHistory   = 256
-	syncHistoryEvery = time.Second
+	// maxSyncHistory bounds each partition's offset sync history.
+	maxSyncHistory = 256
+	// syncHistoryStep: a sync goes to the history at least every this
+	// many source records (and at the end of each run of a partition's
+	// records in a batch), so a failed-over consumer near the head reads
+	// again at most about this many records per partition.
+	syncHistoryStep = 16
 )
 
 // initMirror reads the mirror options. The state itself is created when
@@ -281,6 +285,9 @@ func (m *mirrorState) acked(b *batchState) {
 		}
 		k := tp{s.topic, s.part}
 		if cur == nil || k != curK {
+			if cur != nil && cur.hasLast {
+				cur.addHist(cur.last) // one history entry per run of a partition's records
+			}
 			cur, curK = m.parts[k], k
 			if cur == nil {
 				cur = &mirrorPart{}
@@ -291,13 +298,19 @@ func (m *mirrorState) acked(b *batchState) {
 		if s.off+1 > cur.next {
 			cur.next, cur.lastTs = s.off+1, r.Timestamp
 		}
-		cur.setLast(offsetSync{s.off, r.Offset}, now)
+		if n := len(cur.hist); cur.hasLast && (n == 0 || s.off-cur.hist[n-1].src > syncHistoryStep || s.off < cur.hist[n-1].src) {
+			cur.addHist(cur.last)
+		}
+		cur.last, cur.hasLast, cur.dirty = offsetSync{s.off, r.Offset}, true, true
 		if !r.Timestamp.IsZero() {
 			lat := max(now.Sub(r.Timestamp).Seconds(), 0)
 			cur.latency = lat
 			sum += lat
 			count++
 		}
+	}
+	if cur != nil && cur.hasLast {
+		cur.addHist(cur.last)
 	}
 	m.mu.Unlock()
 	if count > 0 {
@@ -311,20 +324,23 @@ func (m *mirrorState) acked(b *batchState) {
 	}
 }
 
-// setLast records the partition's latest sync; the previous one goes
-// to the history at most once per syncHistoryEvery.
-func (p *mirrorPart) setLast(s offsetSync, now time.Time) {
-	if p.hasLast && now.Sub(p.histAt) >= syncHistoryEvery {
-		p.addHist(p.last)
-		p.histAt = now
-	}
-	p.last, p.hasLast, p.dirty = s, true, true
-}
-
+// addHist appends s to the history. A full history keeps every other
+// entry of its older half, so recent syncs stay dense and older ones
+// thin out exponentially (as MirrorMaker 2's offset sync store does): a
+// group near the head translates precisely, an old one still roughly.
 func (p *mirrorPart) addHist(s offsetSync) {
+	if n := len(p.hist); n > 0 && p.hist[n-1] == s {
+		return
+	}
 	if len(p.hist) >= maxSyncHistory {
-		copy(p.hist, p.hist[1:])
-		p.hist = p.hist[:len(p.hist)-1]
+		half := len(p.hist) / 2
+		j := 0
+		for i := 0; i < half; i += 2 {
+			p.hist[j] = p.hist[i]
+			j++
+		}
+		j += copy(p.hist[j:], p.hist[half:])
+		p.hist = p.hist[:j]
 	}
 	p.hist = append(p.hist, s)
 }

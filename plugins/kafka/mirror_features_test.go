@@ -232,3 +232,132 @@ outputs:
 		})
 	}
 }
+
+// committed is kfaketest.Committed, empty while the group does not exist.
+func committed(t *testing.T, seeds []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := map[int32]int64{}
+	os, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		return out
+	}
+	os.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// consumeGroup reads topic as a member of group from its committed
+// offsets until it has at least n records or nothing more comes within
+// idle, commits what it read, leaves the group and returns the values.
+func consumeGroup(t *testing.T, seeds []string, group, topic string, n int, idle time.Duration) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	for len(got) < n {
+		ctx, cancel := context.WithTimeout(context.Background(), idle)
+		fs := cl.PollRecords(ctx, n-len(got))
+		cancel()
+		recs := fs.Records()
+		if len(recs) == 0 && ctx.Err() != nil {
+			break
+		}
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit %s: %v", group, err)
+	}
+	return got
+}
+
+// TestKafkaMirrorSyncGroups: a consumer reads half of a topic on A and
+// commits; the mirror translates the group's offsets to B (renamed
+// topic) and commits them there; the consumer fails over to B and resumes
+// from the translated offsets: together the two runs see every record at
+// least once, and B's run does not start from the beginning. A restarted
+// mirror reads its offset syncs back and still translates a group
+// committed at the end.
+func TestKafkaMirrorSyncGroups(t *testing.T) {
+	a := kfaketest.Start(t, 1, 3, []string{"orders"})
+	b := kfaketest.Start(t, 1, 3, nil)
+	const n = 900
+	src := kfaketest.Client(t, a.Seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Topic: "orders", Partition: int32(i % 3), Value: kfaketest.Payload("o", i, 32)})
+	}
+	kfaketest.Produce(t, src, recs...)
+	seenA := consumeGroup(t, a.Seeds, "app", "orders", n/2, testenv.Scaled(10*time.Second))
+	if len(seenA) < n/2 {
+		t.Fatalf("the consumer on A read %d records, want %d", len(seenA), n/2)
+	}
+	committedA := kfaketest.Committed(t, a.Seeds, "app", "orders")
+	yaml := fmt.Sprintf(`
+engine: {checkpoint_interval: 50ms}
+inputs:
+  - {name: from_a, class: KafkaInput, brokers: %s, group: mirror, topics: [orders], session_timeout: 6s}
+outputs:
+  - {name: to_b, class: KafkaOutput, match: [from_a], brokers: %s, topic: "dcA.{kafka.topic}", partitioner: attr, create_topics: true, sync_groups: ['app', 'late.*'], sync_groups_interval: 100ms, linger: 1ms}
+`, a.SeedList(), b.SeedList())
+	r := startEngine(t, testRegistry(t, nil), yaml, nil)
+	var translated map[int32]int64
+	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
+		translated = committed(t, b.Seeds, "app", "dcA.orders")
+		return len(translated) == len(committedA)
+	}, "group app's offsets translated to B (A committed %v, B has %v)", committedA, translated)
+	// Never past what A's consumer read (here the target offsets equal the
+	// source's: the mirror started on an empty target).
+	for p, at := range translated {
+		if at > committedA[p] || at <= 0 {
+			t.Fatalf("partition %d: translated offset %d, A's committed %d", p, at, committedA[p])
+		}
+	}
+	t.Logf("A committed %v, B got %v", committedA, translated)
+	// Fail over: the consumer resumes on B.
+	seenB := consumeGroup(t, b.Seeds, "app", "dcA.orders", n, testenv.Scaled(3*time.Second))
+	all := map[string]bool{}
+	for _, v := range append(seenA, seenB...) {
+		all[v] = true
+	}
+	if len(all) != n {
+		t.Fatalf("A and B together saw %d distinct records of %d (A %d, B %d)", len(all), n, len(seenA), len(seenB))
+	}
+	if len(seenB) >= n {
+		t.Fatalf("B's consumer read %d records: it started from the beginning", len(seenB))
+	}
+	t.Logf("failover: A read %d, B read %d (%d again)", len(seenA), len(seenB), len(seenA)+len(seenB)-n)
+	// The mirror's own group is never synced.
+	if got := committed(t, b.Seeds, "mirror", "dcA.orders"); len(got) != 0 {
+		t.Fatalf("the mirror's own group was synced to B: %v", got)
+	}
+	r.stop(t)
+
+	// A group committed at the end, translated by a restarted mirror
+	// from the offset syncs it wrote (nothing new is mirrored).
+	_ = consumeGroup(t, a.Seeds, "late1", "orders", n, testenv.Scaled(3*time.Second))
+	r = startEngine(t, testRegistry(t, nil), yaml, nil)
+	end := endOffsets(t, b.Seeds, "dcA.orders")
+	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
+		got := committed(t, b.Seeds, "late1", "dcA.orders")
+		return len(got) == 3 && got[0] == end[0] && got[1] == end[1] && got[2] == end[2]
+	}, "group late1 translated to B's end offsets %v after a restart", end)
+	r.stop(t)
+}

@@ -283,6 +283,22 @@ func (m *mirrorState) syncGroup(ctx context.Context, g string) error {
 	if len(want) == 0 {
 		return nil
 	}
+	// Newer OffsetCommit versions name topics by id.
+	td, err := m.dstAdm.ListTopics(ctx, want.TopicsSet().Topics()...)
+	if err != nil {
+		return fmt.Errorf("describe target topics: %w", err)
+	}
+	for topic, ps := range want {
+		if td[topic].Err != nil {
+			// A cached answer from before the topic existed: ask afresh
+			// next round.
+			m.dstCl.PurgeTopicsFromClient(topic)
+		}
+		for p, o := range ps {
+			o.TopicID = td[topic].ID
+			ps[p] = o
+		}
+	}
 	resp, err := m.dstAdm.CommitOffsets(ctx, g, want)
 	if err != nil {
 		return fmt.Errorf("commit translated offsets: %w", err)

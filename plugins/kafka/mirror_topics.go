@@ -160,6 +160,7 @@ func (m *mirrorState) checkTopic(tgt, src string) error {
 		return fmt.Errorf("create target topic %s (%d partitions, configs %s): %w", tgt, nsrc, configList(configs), err)
 	}
 	m.topicsCreated.Add(1)
+	m.dstCl.PurgeTopicsFromClient(tgt) // forget the cached "unknown topic"
 	m.o.log.Info("create_topics: created the target topic as its source", "topic", tgt, "source", src,
 		"partitions", nsrc, "configs", configList(configs))
 	return nil
