@@ -60,6 +60,13 @@ func sampleOutputs(b *testing.B, seeds string) string {
 	return s
 }
 
+// compactOutputs is the sample with the input's columns: none (its first
+// line continues the inputs: block binlogInputYAML ends with): the same
+// rows without the column list in each payload.
+func compactOutputs(b *testing.B, seeds string) string {
+	return "    columns: none\n" + sampleOutputs(b, seeds)
+}
+
 // friendlyOutputs is the earlier benchmark's output: throughput profile,
 // 8 engine batches in flight, no compression.
 func friendlyOutputs(_ *testing.B, seeds string) string {
@@ -292,12 +299,14 @@ func med(v []float64) float64 {
 // settings to a fresh storing broker), the bare decode-then-produce loop a
 // user would write (go-mysql + franz-go), dbus with the sample, and dbus
 // with the friendlier earlier setup (throughput profile, in_flight 8,
-// 8 partitions, broker that discards). Metrics are medians over the
+// 8 partitions, broker that discards), and the sample with the input's
+// columns: none (compact payloads). Metrics are medians over the
 // iterations of per-iteration ratios:
 //
 //	vs_slower_end  sample / min(bare decode, bare produce)   (goal >= 0.8)
 //	vs_bare_loop   sample / bare decode-then-produce loop    (goal >= 1.0)
 //	friendly_vs_decode  friendly setup / bare decode
+//	compact_vs_sample   columns: none / sample (per_row)
 func BenchmarkBinlogToKafka(b *testing.B) {
 	addr, user, pw := testenv.MySQL(b)
 	for _, load := range []string{"inserts", "updates"} {
@@ -327,8 +336,8 @@ func BenchmarkBinlogToKafka(b *testing.B) {
 				bytes += len(rec.Key) + len(rec.Value)
 			}
 			b.Logf("%s: dbus records average %d bytes (key+value)", load, bytes/len(recs))
-			var vsEnd, vsLoop, vsFriendly []float64
-			var dec, prod, loop, sample, fr []float64
+			var vsEnd, vsLoop, vsFriendly, vsCompact []float64
+			var dec, prod, loop, sample, fr, compact []float64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				steps := []func(){
@@ -356,6 +365,10 @@ func BenchmarkBinlogToKafka(b *testing.B) {
 						x := measure("friendly", func() run { return viaKafka(b, addr, user, pw, r, friendly, friendlyOutputs) })
 						fr = append(fr, x.rate())
 					},
+					func() {
+						x := measure("compact", func() run { return viaKafka(b, addr, user, pw, r, storing, compactOutputs) })
+						compact = append(compact, x.rate())
+					},
 				}
 				if i%2 == 1 {
 					slices.Reverse(steps)
@@ -367,8 +380,9 @@ func BenchmarkBinlogToKafka(b *testing.B) {
 				vsEnd = append(vsEnd, sample[j]/min(dec[j], prod[j]))
 				vsLoop = append(vsLoop, sample[j]/loop[j])
 				vsFriendly = append(vsFriendly, fr[j]/dec[j])
-				b.Logf("%s run %d: bare decode %.0f | bare produce %.0f | bare loop %.0f | dbus sample %.0f | dbus friendly %.0f rows/s | sample/slower end %.3f, sample/loop %.3f",
-					load, i, dec[j], prod[j], loop[j], sample[j], fr[j], vsEnd[j], vsLoop[j])
+				vsCompact = append(vsCompact, compact[j]/sample[j])
+				b.Logf("%s run %d: bare decode %.0f | bare produce %.0f | bare loop %.0f | dbus sample %.0f | dbus friendly %.0f | sample columns:none %.0f rows/s | sample/slower end %.3f, sample/loop %.3f, compact/sample %.3f",
+					load, i, dec[j], prod[j], loop[j], sample[j], fr[j], compact[j], vsEnd[j], vsLoop[j], vsCompact[j])
 			}
 			b.StopTimer()
 			b.ReportMetric(med(dec), "decode_rows/s")
@@ -379,6 +393,8 @@ func BenchmarkBinlogToKafka(b *testing.B) {
 			b.ReportMetric(med(vsEnd), "vs_slower_end")
 			b.ReportMetric(med(vsLoop), "vs_bare_loop")
 			b.ReportMetric(med(vsFriendly), "friendly_vs_decode")
+			b.ReportMetric(med(compact), "compact_rows/s")
+			b.ReportMetric(med(vsCompact), "compact_vs_sample")
 		})
 	}
 }
