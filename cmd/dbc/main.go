@@ -22,6 +22,7 @@ commands (one dbusd, via its admin API):
   dag                    nodes with rates and drops, and edges
   queues                 ring depths, pools, in-flight windows
   checkpoints            committed checkpoints
+  metrics [PLUGIN]       plugins' own series: Kafka mirror lag and latency per partition, consumer lag...
   tap NODE [-max N] [-every N] [-payload-bytes N] [-timeout D]
   pause INPUT | resume INPUT
   query NAME [K=V ...]   state of a queryable plugin (Cardinality, Funnel), as JSON
@@ -142,6 +143,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cerr = cl.query(cargs)
 	case "snapshot":
 		cerr = cl.snapshot(cargs)
+	case "metrics":
+		cerr = cl.metrics(cargs)
 	case "help", "-h":
 		fs.Usage()
 		return 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -359,5 +360,84 @@ outputs:
 		got := committed(t, b.Seeds, "late1", "dcA.orders")
 		return len(got) == 3 && got[0] == end[0] && got[1] == end[1] && got[2] == end[2]
 	}, "group late1 translated to B's end offsets %v after a restart", end)
+	r.stop(t)
+}
+
+// TestKafkaMirrorLagAndLatency: while the target acknowledges slowly the
+// mirror reports a replication lag per source partition in records and
+// seconds; once caught up the lag is 0 and the end-to-end latency
+// (source timestamp -> target ack) of hour-old records is about an hour,
+// counted for every record.
+func TestKafkaMirrorLagAndLatency(t *testing.T) {
+	a := kfaketest.Start(t, 1, 3, []string{"orders"})
+	b := kfaketest.Start(t, 1, 3, []string{"orders"})
+	var slow atomic.Bool
+	slow.Store(true)
+	b.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.KeepControl()
+		if slow.Load() {
+			b.SleepControl(func() { time.Sleep(20 * time.Millisecond) })
+		}
+		return nil, nil, false
+	})
+	const n = 3000
+	old := time.Now().Add(-time.Hour)
+	src := kfaketest.Client(t, a.Seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "orders", Partition: int32(i % 3), Value: kfaketest.Payload("o", i, 32), Timestamp: old}
+	}
+	kfaketest.Produce(t, src, recs...)
+	r := startEngine(t, testRegistry(t, nil), fmt.Sprintf(`
+engine: {checkpoint_interval: 50ms, batch: 16}
+inputs:
+  - {name: from_a, class: KafkaInput, brokers: %s, group: mirror, topics: [orders], max_poll_records: 64, pool: 64}
+outputs:
+  - {name: to_b, class: KafkaOutput, match: [from_a], brokers: %s, topic: "{kafka.topic}", partitioner: attr, linger: 0s, in_flight: 2}
+`, a.SeedList(), b.SeedList()), nil)
+	out := func() engine.NodeSnapshot {
+		for _, s := range r.e.Stats() {
+			if s.Name == "to_b" {
+				return s
+			}
+		}
+		t.Fatal("no stats for to_b")
+		return engine.NodeSnapshot{}
+	}
+	series := func(s engine.NodeSnapshot, name string) (sum float64, parts int) {
+		for _, m := range s.Metrics {
+			if m.Name == name {
+				sum += m.Value
+				parts++
+			}
+		}
+		return sum, parts
+	}
+	var behind engine.NodeSnapshot
+	testenv.Eventually(t, testenv.Scaled(20*time.Second), func() bool {
+		behind = out()
+		recs, _ := series(behind, "dbus_kafka_mirror_lag_records")
+		return recs > 0
+	}, "a replication lag while the target is slow")
+	if secs, _ := series(behind, "dbus_kafka_mirror_lag_seconds"); secs < 3000 {
+		t.Fatalf("lag seconds %v while behind, want the age of hour-old records (%+v)", secs, behind.Metrics)
+	}
+	slow.Store(false)
+	var last engine.NodeSnapshot
+	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
+		last = out()
+		recs, parts := series(last, "dbus_kafka_mirror_lag_records")
+		secs, _ := series(last, "dbus_kafka_mirror_lag_seconds")
+		count, _ := series(last, "dbus_kafka_mirror_latency_records_total")
+		return parts == 3 && recs == 0 && secs == 0 && count == n
+	}, "lag 0 on 3 partitions and %d latencies counted once caught up", n)
+	sum, _ := series(last, "dbus_kafka_mirror_latency_seconds_total")
+	if mean := sum / n; mean < 3600 || mean > 3700 {
+		t.Fatalf("mean end-to-end latency %v s, want about an hour", mean)
+	}
+	lastLat, parts := series(last, "dbus_kafka_mirror_last_latency_seconds")
+	if parts != 3 || lastLat/3 < 3600 {
+		t.Fatalf("last latency per partition: sum %v over %d partitions", lastLat, parts)
+	}
 	r.stop(t)
 }
