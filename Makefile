@@ -105,7 +105,7 @@ fuzz:
 # kills); DBUS_SOAK_MEMBERS/RESOURCES/KILLS resize it.
 soak:
 	DBUS_SOAK=1 DBUS_KAFKA_SOAK=1 DBUS_TEST_ZK_OUTAGE=60s $(GO) test -count=1 -timeout 60m \
-		-run 'Kill|BrokerDown|Outage|ClusterProcess|Rebalance' -v ./plugins/kafka/ ./plugins/mysqlbinlog/ ./cluster/
+		-run 'Kill|BrokerDown|Outage|ClusterProcess|Rebalance|BinlogSnapshot' -v ./plugins/kafka/ ./plugins/mysqlbinlog/ ./cluster/
 
 services-start:
 	bash .ci/services.sh start

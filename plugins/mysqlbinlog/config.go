@@ -71,6 +71,9 @@ type Config struct {
 	SnapshotChunkRows   int
 	SnapshotChunkBytes  int64
 	SnapshotSignalTable string // db.table written with the watermarks
+	// SnapshotWatermarks: "auto" (MariaDB: consistent-snapshot binlog
+	// positions, no writes; MySQL: the signal table) or "signal_table".
+	SnapshotWatermarks string
 }
 
 // Column list modes (Config.Columns).
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		ReconnectBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
 		MaskValue: "***", Columns: ColumnsPerRow, MaxRowBytes: 1 << 20, Decoder: "native", XAMaxBytes: DefaultXAMaxBytes,
 		Snapshot: SnapshotNever, SnapshotChunkRows: 4096, SnapshotChunkBytes: 32 << 20, SnapshotSignalTable: "dbus.dbus_signal",
+		SnapshotWatermarks: "auto",
 	}
 }
 
@@ -162,6 +166,11 @@ func (c *Config) Validate() error {
 	if db, t, ok := strings.Cut(c.SnapshotSignalTable, "."); !ok || db == "" || t == "" || strings.Contains(t, ".") {
 		return fmt.Errorf("snapshot_signal_table %q: want db.table", c.SnapshotSignalTable)
 	}
+	switch c.SnapshotWatermarks {
+	case "", "auto", "signal_table":
+	default:
+		return fmt.Errorf("snapshot_watermarks %q: want auto or signal_table", c.SnapshotWatermarks)
+	}
 	return nil
 }
 
@@ -205,6 +214,7 @@ var spec = engine.Spec{
 		{Name: "snapshot_chunk_rows", Type: engine.TypeInt, Default: 4096, HasRange: true, Min: 1, Max: 1 << 20, Doc: "Rows per snapshot chunk (one SELECT between a low and a high watermark)."},
 		{Name: "snapshot_chunk_bytes", Type: engine.TypeSize, Default: int64(32 << 20), Doc: "A chunk ends early once its encoded rows take this much memory; a table without a primary or unique NOT NULL key is read whole and skipped if larger. 0: no limit."},
 		{Name: "snapshot_signal_table", Type: engine.TypeString, Default: "dbus.dbus_signal", Doc: "db.table the snapshot writes its watermarks into (created if missing; needs CREATE, INSERT, UPDATE on it; one row per server_id). Its changes are never emitted."},
+		{Name: "snapshot_watermarks", Type: engine.TypeString, Default: "auto", Enum: []string{"auto", "signal_table"}, Doc: "How a snapshot chunk is placed in the stream: auto: on MariaDB each chunk is read in a consistent snapshot whose binlog position it is emitted at (no writes, no signal table), on MySQL as signal_table; signal_table: low/high watermark rows written into snapshot_signal_table around each chunk (DBLog)."},
 		{Name: "decoder", Type: engine.TypeString, Default: "native", Enum: []string{"native", "go-mysql"}, Doc: "Row image decoder: native reads row images straight into JSON (tables with old-format temporal, MySQL JSON, geometry or vector columns, compressed and partial-JSON events still use go-mysql); go-mysql decodes every row with go-mysql (same output, slower)."},
 	},
 	NewInput: func(c *engine.Conf) (engine.Input, error) { return newInput(c) },
@@ -258,6 +268,7 @@ func configFromConf(c *engine.Conf) (Config, error) {
 	cfg.SnapshotChunkRows = int(c.Int("snapshot_chunk_rows"))
 	cfg.SnapshotChunkBytes = c.Size("snapshot_chunk_bytes")
 	cfg.SnapshotSignalTable = c.String("snapshot_signal_table")
+	cfg.SnapshotWatermarks = c.String("snapshot_watermarks")
 	if err := cfg.Validate(); err != nil {
 		return cfg, &engine.ConfigError{File: c.File, Line: c.Line, Msg: c.Redact(fmt.Sprintf("%s (%s): %v", c.Name, c.Class, err))}
 	}

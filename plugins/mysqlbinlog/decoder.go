@@ -294,6 +294,8 @@ func (d *decoder) tableMap(h *replication.EventHeader, tm *replication.TableMapE
 	switch {
 	case hasFullMetadata(tm):
 		def = defFromMetadata(tm)
+	case d.filters != nil && d.filters.isSignal(db, name) && tm.ColumnCount == 3:
+		def = signalTableDef // snapshot.go: watermarks need no history
 	case d.hist != nil:
 		var err error
 		def, err = d.hist.lookup(db, name, d.file, h.LogPos, tm)

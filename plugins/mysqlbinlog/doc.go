@@ -54,6 +54,18 @@
 //     up without restarting dbusd.
 //  8. Lag, Oversize, Reconnects, Rows and NativeRows are safe to call from any
 //     goroutine (metrics).
+//  9. Snapshots (snapshot.go, snapshot: initial, when_needed,
+//     initial_only, or Snapshot/Command "snapshot" while streaming) run
+//     in the Run goroutine between stream events, on a second connection,
+//     in key-ordered chunks emitted as kind "read" packets. MariaDB
+//     (snapshot_watermarks: auto): each chunk is read in a consistent
+//     snapshot and emitted before the first event at or after its binlog
+//     position. Else: a low and a high watermark (rows upserted into
+//     snapshot_signal_table) around the SELECT; the stream drops the
+//     chunk's keys it changes between the two and emits the rest at the
+//     high watermark. The progress rides in the checkpoint token after
+//     "|snap=". Snapshot, Command, Progress and ReportMetrics are safe
+//     from any goroutine.
 //
 // # Statement packets
 //

@@ -102,14 +102,14 @@ func (in *Input) Run(ctx context.Context, ic engine.InputContext) error {
 		if err != nil {
 			return fatal("checkpoint of %s: %v (move the checkpoint away to start as configured)", s.Key(), err)
 		}
-		in.snap.reset(st, log)
+		in.snap.reset(st, log, info.MariaDB)
 		if st == nil && snapMode == SnapshotInitialOnly {
 			log.Info("snapshot: initial_only and the snapshot is done: nothing to read")
 			return nil
 		}
 		log.Info("resuming from checkpoint", "position", start.String(), "snapshot_tables_left", len(in.snap.state.Tables))
 	} else {
-		in.snap.reset(nil, log)
+		in.snap.reset(nil, log, info.MariaDB)
 		if snapMode != SnapshotNever {
 			if err := in.snap.planAll(ctx); err != nil {
 				return err
@@ -339,6 +339,11 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 		case ev = <-st.events:
 		default:
 			// Nothing buffered: hand on what we hold before blocking.
+			if emitted, err := sn.idle(rs, d); err != nil {
+				return err
+			} else if emitted {
+				continue // read the next snapshot chunks first
+			}
 			if err := rs.ic.Flush(ctx); err != nil {
 				return err
 			}
@@ -355,6 +360,9 @@ func (in *Input) session(ctx context.Context, info *serverInfo, d *decoder, rs *
 		if ts := ev.ev.Header.Timestamp; ts != 0 && ev.ev.Header.EventType != replication.HEARTBEAT_EVENT {
 			lag := time.Since(time.Unix(int64(ts), 0))
 			in.lagNs.Store(int64(max(lag, 0)))
+		}
+		if err := sn.beforeEvent(rs, d, ev.ev.Header); err != nil {
+			return err
 		}
 		if err := d.handle(ev, rs); err != nil {
 			if ctx.Err() != nil {

@@ -8,12 +8,16 @@ package mysqlbinlog
 //
 // Per chunk (snapshotter.step, then the stream):
 //
-//  1. write the low watermark: upsert a row of the signal table (one row
-//     per input, keyed by server_id) with a fresh value, autocommit;
+//  1. the low watermark: upsert a row of the signal table (one row per
+//     input, keyed by server_id) with a fresh value, autocommit (InnoDB:
+//     its commit orders it after every transaction before it in the
+//     binlog, which the SELECT thus sees);
 //  2. SELECT the next chunk_rows rows of the table in key order after the
-//     last key of the previous chunk (a fresh read view: every
-//     transaction before the low watermark in the binlog is visible);
-//  3. write the high watermark the same way;
+//     last key of the previous chunk;
+//  3. the high watermark the same way: every change the SELECT saw is in
+//     the binlog before it. It is also the next chunk's low watermark, so
+//     a chunk costs one write, and up to snapAhead chunks are read ahead
+//     of the stream (their windows follow each other in the binlog);
 //  4. go on reading the stream. Between the low and the high watermark,
 //     every row change of the table drops its key (before and after
 //     image) from the chunk buffer: the stream carries that row's newer
@@ -25,6 +29,15 @@ package mysqlbinlog
 // A read row is thus never older than a change the stream emitted before
 // it, and every change after the read follows it: a compacted topic ends
 // with each key's current state. The table's rows are never locked.
+//
+// On MariaDB (snapshot_watermarks: auto) no watermark is written: each
+// chunk is read in its own START TRANSACTION WITH CONSISTENT SNAPSHOT,
+// whose binlog_snapshot_file/_position status is the binlog position the
+// read view corresponds to exactly (every transaction before it visible,
+// none after). The stream has not passed that position when the SELECT
+// ends (it only handles what was written before), so the chunk is
+// emitted when the stream reaches it: before the first event at or after
+// it. Nothing between needs reconciling, and no signal table is needed.
 
 import (
 	"context"
@@ -35,6 +48,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +110,7 @@ type snapTable struct {
 	cols     string // the SELECT list
 	from     string // `db`.`table`
 	estimate int64  // rows, from information_schema (InnoDB's estimate)
+	gone     bool   // the table does not exist (nothing to read)
 }
 
 // chunkRow is one buffered row: spans of the chunk's arena.
@@ -104,9 +119,13 @@ type chunkRow struct {
 	dropped         bool
 }
 
-// chunk is the chunk in flight between its watermarks.
+// snapAhead is how many chunks are read ahead of the stream.
+const snapAhead = 2
+
+// chunk is a chunk read and not yet emitted.
 type chunk struct {
 	st        *snapTable
+	at        Position // position mode: the read view's binlog position
 	low, high string
 	lowSeen   bool
 	arena     []byte
@@ -116,7 +135,6 @@ type chunk struct {
 	done      bool             // the table has no row after this chunk
 	tooBig    bool             // a table without key did not fit chunk_bytes
 	schemaChg bool             // the table changed between the watermarks
-	began     time.Time
 }
 
 // tableProgress is what the admin API, /metrics and the log show.
@@ -141,17 +159,28 @@ type snapshotter struct {
 	conn    *client.Conn
 	log     *slog.Logger
 
-	state   snapState
-	tok     []byte // snapTokenSep + state JSON; nil: nothing pending
-	cur     *snapTable
-	win     *chunk
-	spare   *chunk // buffers of the last chunk, reused
-	scratch []byte
-	head    []byte
-	ckey    []byte
-	batch   []*pack.Packet
-	ran     bool // a snapshot ran in this Run (initial_only stops after)
-	lastLog time.Time
+	state snapState
+	tok   []byte // snapTokenSep + state JSON; nil: nothing pending
+	// Chunks read ahead of the stream, in binlog order: ahead[0]'s window
+	// is open (lowSeen) or next. Planning runs ahead of state: planTi is
+	// the index in state.Tables of the table read next, planAfter its
+	// last key read, planCur its schema (nil: load).
+	ahead     []*chunk
+	lastW     string // the last watermark written ("": write a fresh low first)
+	planTi    int
+	planAfter []string
+	planCur   *snapTable
+	free      []*chunk // buffers of emitted chunks, reused
+	posMode   bool     // MariaDB consistent-snapshot positions, no watermark writes
+	sigReady  bool     // the signal table was created on this connection
+	seenFile  string   // position mode: end of the last event the stream handled
+	seenPos   uint32
+	scratch   []byte
+	head      []byte
+	ckey      []byte
+	batch     []*pack.Packet
+	ran       bool // a snapshot ran in this Run (initial_only stops after)
+	lastLog   time.Time
 
 	hasReqs atomic.Bool
 	wake    chan struct{} // a request is queued (buffer 1)
@@ -172,20 +201,44 @@ func newSnapshotter(cfg *Config, f *filters) *snapshotter {
 }
 
 // reset prepares a Run: the state from the checkpoint (nil: none).
-func (s *snapshotter) reset(st *snapState, log *slog.Logger) {
+func (s *snapshotter) reset(st *snapState, log *slog.Logger, mariadb bool) {
 	s.closeConn()
+	s.posMode = mariadb && s.cfg.SnapshotWatermarks != "signal_table"
+	s.seenFile, s.seenPos = "", 0
 	s.log = log
 	var b [8]byte
 	rand.Read(b[:])
 	s.runID = hex.EncodeToString(b[:])
 	s.seq = 0
-	s.cur, s.win = nil, nil
 	s.state = snapState{}
 	if st != nil {
 		s.state = *st
 	}
 	s.ran = false
+	s.resetPlan()
 	s.setState()
+}
+
+// resetPlan drops the chunks read ahead: planning restarts from the
+// state (after a restart, a reconnect at another position, a chunk that
+// must be read again).
+func (s *snapshotter) resetPlan() {
+	for _, w := range s.ahead {
+		s.free = append(s.free, w)
+	}
+	s.ahead = s.ahead[:0]
+	s.lastW = ""
+	s.planTi = 0
+	s.planAfter = append(s.planAfter[:0], s.state.After...)
+	s.planCur = nil
+}
+
+// open returns the chunk whose window the stream is in, nil if none.
+func (s *snapshotter) open() *chunk {
+	if len(s.ahead) > 0 && s.ahead[0].lowSeen {
+		return s.ahead[0]
+	}
+	return nil
 }
 
 func (s *snapshotter) closeConn() {
@@ -193,10 +246,11 @@ func (s *snapshotter) closeConn() {
 		s.conn.Close()
 		s.conn = nil
 	}
+	s.sigReady = false
 }
 
 // active reports whether tables are queued or a chunk is in flight.
-func (s *snapshotter) active() bool { return len(s.state.Tables) > 0 || s.win != nil }
+func (s *snapshotter) active() bool { return len(s.state.Tables) > 0 || len(s.ahead) > 0 }
 
 // setState rebuilds the token suffix and the progress counters.
 func (s *snapshotter) setState() {
@@ -223,9 +277,8 @@ func (s *snapshotter) isSignal(db, name string) bool {
 func (s *snapshotter) queue(tables []string) {
 	for _, t := range tables {
 		dup := false
-		for i, q := range s.state.Tables {
-			// The table being read restarts only if asked again after it.
-			if q == t && (i > 0 || s.win == nil && s.state.After == nil) {
+		for _, q := range s.state.Tables {
+			if q == t {
 				dup = true
 				break
 			}
@@ -255,19 +308,34 @@ func (s *snapshotter) planAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.Execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' " +
-		"AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY TABLE_SCHEMA, TABLE_NAME")
+	// Databases first (no table is opened), then the tables of those
+	// include can match: a lock held in an unrelated database (a DDL
+	// waiting behind a prepared XA transaction) does not stall the plan.
+	r, err := c.Execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
 	if err != nil {
-		return s.sqlError("list tables", err)
+		return s.sqlError("list databases", err)
 	}
 	var tables []string
 	for i := 0; i < r.RowNumber(); i++ {
 		db, _ := r.GetString(i, 0)
-		name, _ := r.GetString(i, 1)
-		if s.isSignal(db, name) || !s.filters.keepTable(db, name) {
+		switch db {
+		case "mysql", "information_schema", "performance_schema", "sys":
 			continue
 		}
-		tables = append(tables, db+"."+name)
+		if !s.dbWanted(db) {
+			continue
+		}
+		tr, err := c.Execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", db)
+		if err != nil {
+			return s.sqlError("list tables of "+db, err)
+		}
+		for j := 0; j < tr.RowNumber(); j++ {
+			name, _ := tr.GetString(j, 0)
+			if s.isSignal(db, name) || !s.filters.keepTable(db, name) {
+				continue
+			}
+			tables = append(tables, db+"."+name)
+		}
 	}
 	s.queue(tables)
 	if len(tables) == 0 {
@@ -275,6 +343,20 @@ func (s *snapshotter) planAll(ctx context.Context) error {
 	}
 	s.log.Info("snapshot planned", "tables", len(tables), "chunk_rows", s.cfg.SnapshotChunkRows, "signal_table", s.cfg.SnapshotSignalTable)
 	return nil
+}
+
+// dbWanted reports whether include can match tables of db.
+func (s *snapshotter) dbWanted(db string) bool {
+	if len(s.filters.include) == 0 {
+		return true
+	}
+	for _, p := range s.filters.include {
+		dp, _, _ := strings.Cut(p, ".")
+		if ok, _ := path.Match(dp, db); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *snapshotter) sqlError(what string, err error) error {
@@ -300,23 +382,35 @@ func (s *snapshotter) connection(ctx context.Context) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range []string{"SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'", "SET SESSION autocommit = 1"} {
+	// A lock wait (a DDL queued on a table) fails the chunk after a
+	// minute instead of stalling the stream; the input restarts from its
+	// checkpoint.
+	for _, q := range []string{"SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'", "SET SESSION autocommit = 1", "SET SESSION lock_wait_timeout = 60"} {
 		if _, err := c.Execute(q); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("snapshot connection to %s: %s: %w", s.cfg.Addr, q, err)
 		}
 	}
 	s.conn = c
+	return c, nil
+}
+
+// ensureSignal creates the signal table if it is missing.
+func (s *snapshotter) ensureSignal(c *client.Conn) error {
+	if s.sigReady {
+		return nil
+	}
 	if _, err := c.Execute("CREATE TABLE IF NOT EXISTS " + quoteID(s.sigDB) + "." + quoteID(s.sigName) +
 		" (id INT UNSIGNED NOT NULL PRIMARY KEY, wm VARCHAR(64) NOT NULL, ts TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))"); err != nil {
 		s.closeConn()
 		if me := myError(err); me != nil {
-			return nil, fatal("snapshot: cannot create the signal table %s on %s: %v (create it yourself, or GRANT CREATE, INSERT, UPDATE ON %s.* TO '%s'; set snapshot_signal_table to a database dbus may write)",
+			return fatal("snapshot: cannot create the signal table %s on %s: %v (create it yourself, or GRANT CREATE, INSERT, UPDATE ON %s.* TO '%s'; set snapshot_signal_table to a database dbus may write)",
 				s.cfg.SnapshotSignalTable, s.cfg.Addr, me.Message, quoteID(s.sigDB), s.cfg.User)
 		}
-		return nil, fmt.Errorf("snapshot: create signal table on %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("snapshot: create signal table on %s: %w", s.cfg.Addr, err)
 	}
-	return c, nil
+	s.sigReady = true
+	return nil
 }
 
 // watermark writes a watermark value into the signal table.
@@ -350,62 +444,167 @@ func (s *snapshotter) takeRequests() {
 	}
 }
 
-// step starts the next chunk when none is in flight and a table is
-// queued. It runs in the stream loop, before each event.
+// step reads chunks ahead of the stream (up to snapAhead) while tables
+// are queued. It runs in the stream loop, before each event.
 func (s *snapshotter) step(ctx context.Context) error {
 	s.takeRequests()
-	for s.win == nil && len(s.state.Tables) > 0 {
-		if s.cur == nil {
-			st, err := s.loadTable(ctx, s.state.Tables[0])
+	for len(s.ahead) < snapAhead && s.planTi < len(s.state.Tables) {
+		if s.planCur == nil {
+			name := s.state.Tables[s.planTi]
+			st, err := s.loadTable(ctx, name)
 			if err != nil {
 				return err
 			}
-			if st == nil { // gone: skip
-				s.finishTable(0)
-				continue
+			if st == nil { // gone: an empty last chunk ends it in order
+				db, tbl, _ := strings.Cut(name, ".")
+				st = &snapTable{db: db, name: tbl, gone: true}
 			}
-			s.cur = st
-			s.startProgress(st)
+			s.planCur = st
+			if !st.gone {
+				rows := int64(0)
+				if s.planTi == 0 {
+					rows = s.state.Rows
+				}
+				s.startProgress(st, rows)
+			}
 		}
-		return s.startChunk(ctx)
+		if err := s.readChunk(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (s *snapshotter) startProgress(st *snapTable) {
+// startProgress starts the progress entry of a table whose first chunk
+// is read (rows: those a resumed snapshot emitted before).
+func (s *snapshotter) startProgress(st *snapTable, rows int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := st.db + "." + st.name
-	if n := len(s.progress); n > 0 && s.progress[n-1].Table == name && s.progress[n-1].Finished.IsZero() {
+	if s.progressOf(st.db+"."+st.name) != nil {
 		return
 	}
 	if len(s.progress) >= 32 {
 		s.progress = append(s.progress[:0], s.progress[1:]...)
 	}
-	s.progress = append(s.progress, &tableProgress{Table: name, Rows: s.state.Rows, Estimate: st.estimate, Started: time.Now()})
+	s.progress = append(s.progress, &tableProgress{Table: st.db + "." + st.name, Rows: rows, Estimate: st.estimate, Started: time.Now()})
 }
 
-// startChunk writes the low watermark, reads the chunk, writes the high
-// watermark.
-func (s *snapshotter) startChunk(ctx context.Context) error {
+// progressOf returns the unfinished progress entry of table (s.mu held).
+func (s *snapshotter) progressOf(table string) *tableProgress {
+	for i := len(s.progress) - 1; i >= 0; i-- {
+		if pr := s.progress[i]; pr.Table == table && pr.Finished.IsZero() {
+			return pr
+		}
+	}
+	return nil
+}
+
+// nextWatermark returns a fresh watermark value.
+func (s *snapshotter) nextWatermark() string {
+	s.seq++
+	return s.runID + ":" + strconv.FormatUint(s.seq, 10)
+}
+
+// readChunk reads the next planned chunk between the last watermark (a
+// fresh one is written first if needed) and a new one.
+func (s *snapshotter) readChunk(ctx context.Context) error {
 	c, err := s.connection(ctx)
 	if err != nil {
 		return err
 	}
-	st := s.cur
-	w := s.spare
-	if w == nil {
-		w = &chunk{}
+	if s.posMode {
+		return s.readChunkAt(c)
 	}
-	s.spare = nil
-	*w = chunk{st: st, arena: w.arena[:0], rows: w.rows[:0], began: time.Now()}
-	s.seq++
-	w.low = s.runID + ":" + strconv.FormatUint(s.seq, 10) + ":L"
-	w.high = s.runID + ":" + strconv.FormatUint(s.seq, 10) + ":H"
-	if err := s.watermark(c, w.low); err != nil {
+	if err := s.ensureSignal(c); err != nil {
 		return err
 	}
-	q := s.chunkQuery(st)
+	if s.lastW == "" {
+		wm := s.nextWatermark()
+		if err := s.watermark(c, wm); err != nil {
+			return err
+		}
+		s.lastW = wm
+	}
+	st := s.planCur
+	var w *chunk
+	if n := len(s.free); n > 0 {
+		w, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		w = &chunk{}
+	}
+	*w = chunk{st: st, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0], low: s.lastW}
+	if st.gone {
+		w.done = true
+		return s.endChunk(c, w)
+	}
+	if err := s.selectChunk(c, w); err != nil {
+		s.free = append(s.free, w)
+		return err
+	}
+	return s.endChunk(c, w)
+}
+
+// newChunk returns an empty chunk of the planned table.
+func (s *snapshotter) newChunk() *chunk {
+	var w *chunk
+	if n := len(s.free); n > 0 {
+		w, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		w = &chunk{}
+	}
+	*w = chunk{st: s.planCur, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0]}
+	return w
+}
+
+// readChunkAt reads the next chunk in a consistent snapshot and notes
+// its binlog position (position mode).
+func (s *snapshotter) readChunkAt(c *client.Conn) error {
+	w := s.newChunk()
+	if w.st.gone {
+		w.done = true
+		s.planned(w)
+		return nil
+	}
+	if _, err := c.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
+		s.free = append(s.free, w)
+		return s.sqlError("start a consistent snapshot", err)
+	}
+	r, err := c.Execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+	if err == nil {
+		for i := 0; i < r.RowNumber(); i++ {
+			name, _ := r.GetString(i, 0)
+			v, _ := r.GetString(i, 1)
+			switch strings.ToLower(name) {
+			case "binlog_snapshot_file":
+				w.at.File = v
+			case "binlog_snapshot_position":
+				p, _ := strconv.ParseUint(v, 10, 32)
+				w.at.Pos = uint32(p)
+			}
+		}
+		if w.at.File == "" || w.at.Pos == 0 {
+			err = fmt.Errorf("binlog_snapshot_file/_position are empty")
+		}
+	}
+	if err == nil {
+		err = s.selectChunk(c, w)
+	}
+	if _, cerr := c.Execute("COMMIT"); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		s.free = append(s.free, w)
+		return s.sqlError("read chunk of "+w.st.db+"."+w.st.name+" in a consistent snapshot", err)
+	}
+	s.planned(w)
+	return nil
+}
+
+// selectChunk reads w's rows after the plan's last key.
+func (s *snapshotter) selectChunk(c *client.Conn, w *chunk) error {
+	st := w.st
+	var err error
+	q := s.chunkQuery(st, s.planAfter)
 	var res mysql.Result
 	row := &snapRow{}
 	limit := s.cfg.SnapshotChunkRows
@@ -450,15 +649,35 @@ func (s *snapshotter) startChunk(ctx context.Context) error {
 		return s.sqlError("read chunk of "+st.db+"."+st.name, err)
 	}
 	w.done = st.key == nil || n < limit && !full
-	if err := s.watermark(c, w.high); err != nil {
-		return err
-	}
-	s.win = w
 	return nil
 }
 
+// endChunk writes the chunk's high watermark and moves the plan on.
+func (s *snapshotter) endChunk(c *client.Conn, w *chunk) error {
+	w.high = s.nextWatermark()
+	if err := s.watermark(c, w.high); err != nil {
+		s.free = append(s.free, w)
+		return err
+	}
+	s.lastW = w.high
+	s.planned(w)
+	return nil
+}
+
+// planned appends w to the chunks read ahead and moves the plan on.
+func (s *snapshotter) planned(w *chunk) {
+	s.ahead = append(s.ahead, w)
+	if w.done {
+		s.planTi++
+		s.planAfter = s.planAfter[:0]
+		s.planCur = nil
+	} else {
+		s.planAfter = append(s.planAfter[:0], w.last...)
+	}
+}
+
 // chunkQuery is the SELECT of the next chunk.
-func (s *snapshotter) chunkQuery(st *snapTable) string {
+func (s *snapshotter) chunkQuery(st *snapTable, after []string) string {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	b.WriteString(st.cols)
@@ -467,7 +686,7 @@ func (s *snapshotter) chunkQuery(st *snapTable) string {
 	if st.key == nil {
 		return b.String()
 	}
-	if after := s.state.After; len(after) == len(st.key) {
+	if len(after) == len(st.key) {
 		// (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...
 		b.WriteString(" WHERE ")
 		for i := range st.key {
@@ -731,6 +950,13 @@ func binlogType(dt, ct string, prec, scale, dtp int64, cs string, octets int64) 
 	return
 }
 
+// signalTableDef is the signal table's layout (connection creates it):
+// table maps of it without column names (binlog_row_metadata not FULL)
+// are decoded with it.
+var signalTableDef = TableDef{Columns: []ColumnDef{
+	{Name: "id", Type: "int unsigned", Unsigned: true}, {Name: "wm", Type: "varchar"}, {Name: "ts", Type: "timestamp(6)"},
+}, PK: []int{0}}
+
 // snapRow is a row read by the snapshot's SELECT (text protocol), written
 // like the stream writes the same row from the binlog.
 type snapRow struct{ vals []mysql.FieldValue }
@@ -796,8 +1022,8 @@ func (s *snapshotter) row(r *runSink, d *decoder, t *table, kind Kind) (bool, er
 	if s.isSignal(t.db, t.name) {
 		return true, s.signal(r, d, t, kind, d.cur)
 	}
-	if w := s.win; w != nil && w.lowSeen && t.name == w.st.name && t.db == w.st.db {
-		s.conflict(d, t, kind, d.cur)
+	if w := s.open(); w != nil && t.name == w.st.name && t.db == w.st.db {
+		s.conflict(w, d, t, kind, d.cur)
 	}
 	return false, nil
 }
@@ -809,8 +1035,8 @@ func (s *snapshotter) rowsEvent(r *runSink, d *decoder, t *table, kind Kind) (bo
 		step = 2
 	}
 	sig := s.isSignal(t.db, t.name)
-	w := s.win
-	if !sig && (w == nil || !w.lowSeen || t.name != w.st.name || t.db != w.st.db) {
+	w := s.open()
+	if !sig && (w == nil || t.name != w.st.name || t.db != w.st.db) {
 		return false, nil
 	}
 	for i := 0; i+step-1 < d.nraws; i += step {
@@ -819,15 +1045,14 @@ func (s *snapshotter) rowsEvent(r *runSink, d *decoder, t *table, kind Kind) (bo
 				return true, err
 			}
 		} else {
-			s.conflict(d, t, kind, i)
+			s.conflict(w, d, t, kind, i)
 		}
 	}
 	return sig, nil
 }
 
 // conflict drops the keys of row change i from the chunk in flight.
-func (s *snapshotter) conflict(d *decoder, t *table, kind Kind, i int) {
-	w := s.win
+func (s *snapshotter) conflict(w *chunk, d *decoder, t *table, kind Kind, i int) {
 	if w.st.key == nil {
 		return
 	}
@@ -838,25 +1063,46 @@ func (s *snapshotter) conflict(d *decoder, t *table, kind Kind, i int) {
 	if d.native {
 		b, a := d.imagesRaw(kind, i)
 		if b != nil {
-			s.drop(appendCKey(s.ckey[:0], t, b, w.st.key, s.cfg.MaskValue))
+			s.drop(w, appendCKey(s.ckey[:0], t, b, w.st.key, s.cfg.MaskValue))
 		}
 		if a != nil {
-			s.drop(appendCKey(s.ckey[:0], t, a, w.st.key, s.cfg.MaskValue))
+			s.drop(w, appendCKey(s.ckey[:0], t, a, w.st.key, s.cfg.MaskValue))
 		}
 		return
 	}
 	b, a := d.imagesAny(kind, i)
 	if b != nil {
-		s.drop(appendCKey(s.ckey[:0], t, b, w.st.key, s.cfg.MaskValue))
+		s.drop(w, appendCKey(s.ckey[:0], t, b, w.st.key, s.cfg.MaskValue))
 	}
 	if a != nil {
-		s.drop(appendCKey(s.ckey[:0], t, a, w.st.key, s.cfg.MaskValue))
+		s.drop(w, appendCKey(s.ckey[:0], t, a, w.st.key, s.cfg.MaskValue))
 	}
 }
 
-func (s *snapshotter) drop(k []byte) {
+// outPacket is called for a packet encoded ahead of its emission (the
+// rows of an XA transaction, held until its XA COMMIT; a TRUNCATE or DDL
+// packet) before it is emitted. A row of the chunk's table between the
+// watermarks drops its key when the chunk follows the primary key (the
+// packet's key carries it); anything else on that table (a statement,
+// a row without the chunk key) makes the chunk be read again.
+func (s *snapshotter) outPacket(db, table, kind string, key []byte) {
+	w := s.open()
+	if w == nil || table != w.st.name || db != w.st.db {
+		return
+	}
+	t := w.st.t
+	switch kind {
+	case "insert", "update", "delete":
+		if w.st.keyName == "PRIMARY" && len(key) > len(t.keyPrefix) && string(key[:len(t.keyPrefix)]) == string(t.keyPrefix) {
+			s.drop(w, key[len(t.keyPrefix):])
+			return
+		}
+	}
+	w.schemaChg = true
+}
+
+func (s *snapshotter) drop(w *chunk, k []byte) {
 	s.ckey = k
-	w := s.win
 	if w.index == nil {
 		w.index = make(map[string]int32, len(w.rows))
 		for i := range w.rows {
@@ -874,10 +1120,10 @@ func (s *snapshotter) drop(k []byte) {
 
 // signal handles a row of the signal table: a watermark.
 func (s *snapshotter) signal(r *runSink, d *decoder, t *table, kind Kind, i int) error {
-	w := s.win
-	if w == nil || kind == KindDelete {
+	if len(s.ahead) == 0 || kind == KindDelete {
 		return nil
 	}
+	w := s.ahead[0]
 	saved := d.cur
 	d.cur = i
 	var err error
@@ -899,7 +1145,13 @@ func (s *snapshotter) signal(r *runSink, d *decoder, t *table, kind Kind, i int)
 	case w.low:
 		w.lowSeen = true
 	case w.high:
-		return s.closeChunk(r, d)
+		if err := s.closeChunk(r, d); err != nil {
+			return err
+		}
+		// The high watermark opens the next chunk's window.
+		if len(s.ahead) > 0 && s.ahead[0].low == sig.After.WM {
+			s.ahead[0].lowSeen = true
+		}
 	}
 	return nil
 }
@@ -907,23 +1159,35 @@ func (s *snapshotter) signal(r *runSink, d *decoder, t *table, kind Kind, i int)
 // closeChunk emits what is left of the chunk at the high watermark and
 // moves the progress on.
 func (s *snapshotter) closeChunk(r *runSink, d *decoder) error {
-	w := s.win
+	return s.emitChunk(r, &d.src, d.offset)
+}
+
+// emitChunk emits ahead[0] with source src at offset.
+func (s *snapshotter) emitChunk(r *runSink, src *rowSource, offset int64) error {
+	w := s.ahead[0]
 	st := w.st
 	name := st.db + "." + st.name
 	if w.schemaChg {
 		s.log.Warn("snapshot: table changed during the chunk: reading it again", "table", name)
-		s.win, s.spare, s.cur = nil, w, nil
+		s.resetPlan()
 		return nil
 	}
 	if w.tooBig {
 		s.log.Error("snapshot: table without a usable key is larger than snapshot_chunk_bytes: skipped (add a primary key or raise snapshot_chunk_bytes)",
 			"table", name, "snapshot_chunk_bytes", s.cfg.SnapshotChunkBytes)
-		s.win, s.spare = nil, w
+		s.resetPlan()
 		s.finishTable(0)
 		return nil
 	}
-	s.head = appendHead(s.head[:0], &d.src, st.t, KindRead)
+	s.ahead = append(s.ahead[:0], s.ahead[1:]...)
+	s.free = append(s.free, w) // reused by readChunk only: w stays valid here
+	if len(s.ahead) == 0 {
+		s.lastW = "" // seen: the next chunk needs a fresh low watermark
+	}
 	emitted := 0
+	if len(w.rows) > 0 {
+		s.head = appendHead(s.head[:0], src, st.t, KindRead)
+	}
 	for i := 0; i < len(w.rows); {
 		if cap(s.batch) == 0 {
 			s.batch = make([]*pack.Packet, 64)
@@ -951,11 +1215,11 @@ func (s *snapshotter) closeChunk(r *runSink, d *decoder) error {
 			k++
 			p.Payload = append(append(p.Payload[:0], s.head...), w.arena[cr.body.off:cr.body.off+cr.body.n]...)
 			p.Key = append(p.Key[:0], w.arena[cr.key.off:cr.key.off+cr.key.n]...)
-			p.Ts = d.src.tsMs * 1e6
+			p.Ts = src.tsMs * 1e6
 			p.Attrs.SetString("db", st.db)
 			p.Attrs.SetString("table", st.name)
 			p.Attrs.SetString("kind", "read")
-			p.Pos.Offset = d.offset
+			p.Pos.Offset = offset
 			if max := s.cfg.MaxRowBytes; max > 0 && int64(len(p.Payload)) > max {
 				r.in.oversize.Add(1)
 				p.Attrs.SetBool("oversize", true)
@@ -971,9 +1235,8 @@ func (s *snapshotter) closeChunk(r *runSink, d *decoder) error {
 	s.mu.Lock()
 	s.chunks++
 	s.rowsRead += uint64(len(w.rows))
-	var pr *tableProgress
-	if n := len(s.progress); n > 0 {
-		pr = s.progress[n-1]
+	pr := s.progressOf(name)
+	if pr != nil {
 		pr.Rows = s.state.Rows
 		if el := time.Since(pr.Started); pr.Rows > 0 && pr.Estimate > pr.Rows {
 			pr.ETA = (time.Duration(float64(el) / float64(pr.Rows) * float64(pr.Estimate-pr.Rows))).Round(time.Second).String()
@@ -982,7 +1245,6 @@ func (s *snapshotter) closeChunk(r *runSink, d *decoder) error {
 		}
 	}
 	s.mu.Unlock()
-	s.win, s.spare = nil, w
 	if w.done {
 		s.finishTable(emitted)
 		return nil
@@ -1002,13 +1264,14 @@ func (s *snapshotter) finishTable(lastChunk int) {
 	rows := s.state.Rows
 	s.state.Tables = s.state.Tables[1:]
 	s.state.After, s.state.Rows = nil, 0
-	s.cur = nil
+	if s.planTi > 0 {
+		s.planTi--
+	}
 	s.ran = true
 	s.setState()
 	s.mu.Lock()
 	var took time.Duration
-	if n := len(s.progress); n > 0 && s.progress[n-1].Table == name {
-		pr := s.progress[n-1]
+	if pr := s.progressOf(name); pr != nil {
 		pr.Finished, pr.ETA, pr.Rows = time.Now(), "", rows
 		took = pr.Finished.Sub(pr.Started)
 	}
@@ -1101,9 +1364,7 @@ var errSnapshotDone = errors.New("snapshot done (initial_only)")
 // dropChunk forgets the chunk in flight (it is read again): the stream
 // moved to a position its watermarks may precede.
 func (s *snapshotter) dropChunk() {
-	if s.win != nil {
-		s.win, s.spare = nil, s.win
-	}
+	s.resetPlan()
 }
 
 // purgedSnapshot is on_purged for snapshot: when_needed: the stream
@@ -1122,9 +1383,65 @@ func (in *Input) purgedSnapshot(ctx context.Context, at Position, cause error, l
 	log.Warn("binlog position purged on the server: snapshot when_needed: reading every table again from the current position",
 		"position", at.String(), "resume", p.String(), "cause", cause)
 	s := in.snap
-	s.win, s.cur, s.state = nil, nil, snapState{}
+	s.state = snapState{}
+	s.resetPlan()
 	if err := s.planAll(ctx); err != nil {
 		return Position{}, err
 	}
 	return p, nil
+}
+
+// beforeEvent is called before the stream handles an event (position
+// mode): chunks whose read-view position the event starts at or after
+// are emitted first.
+func (s *snapshotter) beforeEvent(r *runSink, d *decoder, h *replication.EventHeader) error {
+	if !s.posMode || h.LogPos == 0 {
+		return nil
+	}
+	start := h.LogPos - h.EventSize
+	if h.LogPos < h.EventSize {
+		start = h.LogPos
+	}
+	if err := s.reached(r, d, d.file, start); err != nil {
+		return err
+	}
+	s.seenFile, s.seenPos = d.file, h.LogPos
+	return nil
+}
+
+// idle is called before the stream blocks for events: chunks whose
+// position the stream has reached are emitted. It reports whether it
+// emitted one (then the stream loop reads the next chunks instead of
+// blocking).
+func (s *snapshotter) idle(r *runSink, d *decoder) (bool, error) {
+	if !s.posMode || len(s.ahead) == 0 {
+		return false, nil
+	}
+	// The stream is at the end of the last event it handled, or at its
+	// start position when it handled none yet.
+	file, pos := s.seenFile, s.seenPos
+	if file == "" || d.commitFile != "" && comparePos(d.commitFile, d.commitPos, file, pos) > 0 {
+		file, pos = d.commitFile, d.commitPos
+	}
+	n := len(s.ahead)
+	err := s.reached(r, d, file, pos)
+	return len(s.ahead) < n, err
+}
+
+// reached emits the chunks read at or before file:pos (position mode),
+// then marks the stream's last boundary with the new progress.
+func (s *snapshotter) reached(r *runSink, d *decoder, file string, pos uint32) error {
+	n := 0
+	for len(s.ahead) > 0 && file != "" && comparePos(file, pos, s.ahead[0].at.File, s.ahead[0].at.Pos) >= 0 {
+		w := s.ahead[0]
+		src := rowSource{file: w.at.File, pos: w.at.Pos, serverID: d.src.serverID, tsMs: time.Now().UnixMilli()}
+		if err := s.emitChunk(r, &src, w.at.Offset()); err != nil {
+			return err
+		}
+		n++
+	}
+	if n > 0 && !d.inTxn && d.commitFile != "" {
+		return r.boundary(d)
+	}
+	return nil
 }
