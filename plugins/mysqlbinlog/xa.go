@@ -253,6 +253,7 @@ func (d *decoder) xaPrepare(h *replication.EventHeader, data []byte, s sink) err
 
 // packet emits a packet encoded ahead (held XA rows, statement packets).
 func (r *runSink) packet(d *decoder, op *outPacket) error {
+	r.snap.outPacket(op.db, op.table, op.kind, op.key) // snapshot.go: a chunk in its window
 	p, err := r.ic.NewPacket(r.ctx)
 	if err != nil {
 		return err
