@@ -40,6 +40,7 @@ func txnFields() []engine.Field {
 		{Name: "transactional_id", Type: engine.TypeString, Default: "", Doc: "exactly_once: the Kafka transactional id (default \"dbus-\" + the output's name). A process starting with the same id fences the previous one; two live pipelines must not share one."},
 		{Name: "commit_records", Type: engine.TypeInt, Default: int64(50000), HasRange: true, Min: 1, Max: 1 << 30, Doc: "exactly_once: commit the transaction after this many records."},
 		{Name: "commit_interval", Type: engine.TypeDuration, Default: 100 * time.Millisecond, Doc: "exactly_once: commit the open transaction after this long (read_committed consumers see records at most about this late)."},
+		{Name: "transaction_timeout", Type: engine.TypeDuration, Default: 30 * time.Second, Doc: "exactly_once: a transaction not committed within this time fails (the pipeline stops: a target down longer than this stops it) and the broker aborts the open transaction of a process that died this long ago (read_committed consumers wait for it until then, or until dbusd restarts)."},
 		{Name: "checkpoint_topic", Type: engine.TypeString, Default: defaultCheckpointTopic, Doc: "exactly_once: compacted topic on this cluster holding the input's position (key: input name), written in each transaction and read back at start."},
 	}
 }
@@ -51,6 +52,7 @@ type txnState struct {
 	cpTopic  string
 	maxRecs  int
 	interval time.Duration
+	timeout  time.Duration // transaction_timeout
 
 	input string // the bound input's name
 	src   *Input // the bound input when it is a KafkaInput, else nil
@@ -61,6 +63,10 @@ type txnState struct {
 	open  bool
 	began time.Time
 	recs  int
+	// ctx bounds the open transaction's writes and commit by
+	// transaction_timeout; cancel ends it at the commit.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// Records and the bytes they refer to live until the commit: the
 	// packets are acked as soon as Write returns.
@@ -99,12 +105,16 @@ func (o *Output) initTxn(c *engine.Conf, opts []kgo.Opt) ([]kgo.Opt, error) {
 		cpTopic:  c.String("checkpoint_topic"),
 		maxRecs:  int(c.Int("commit_records")),
 		interval: c.Duration("commit_interval"),
+		timeout:  c.Duration("transaction_timeout"),
 	}
 	if t.id == "" {
 		t.id = "dbus-" + c.Name
 	}
 	if t.interval <= 0 {
 		return nil, c.Errorf("commit_interval", "must be positive")
+	}
+	if t.timeout < 2*t.interval+time.Second {
+		return nil, c.Errorf("transaction_timeout", "%v is too short for commit_interval %v (want at least twice it plus 1s)", t.timeout, t.interval)
 	}
 	if err := validTopic([]byte(t.cpTopic)); err != nil {
 		return nil, c.Errorf("checkpoint_topic", "%v", err)
@@ -121,7 +131,7 @@ func (o *Output) initTxn(c *engine.Conf, opts []kgo.Opt) ([]kgo.Opt, error) {
 	o.txn = t
 	return append(opts,
 		kgo.TransactionalID(t.id),
-		kgo.TransactionTimeout(max(60*time.Second, 10*t.interval)),
+		kgo.TransactionTimeout(t.timeout),
 	), nil
 }
 
@@ -236,7 +246,7 @@ func (o *Output) CommitDue() bool {
 	return t.open && (t.recs >= t.maxRecs || time.Since(t.began) >= t.interval)
 }
 
-func (o *Output) begin() error {
+func (o *Output) begin(ctx context.Context) error {
 	t := o.txn
 	if t.open {
 		return nil
@@ -245,6 +255,7 @@ func (o *Output) begin() error {
 		return fmt.Errorf("kafka output %s: begin transaction: %w", o.name, err)
 	}
 	t.open, t.began, t.recs = true, time.Now(), 0
+	t.ctx, t.cancel = context.WithTimeout(ctx, t.timeout)
 	return nil
 }
 
@@ -288,6 +299,10 @@ func (t *txnState) reset() {
 		t.arena[i] = t.arena[i][:0]
 	}
 	t.ai, t.nrec, t.recs, t.open = 0, 0, 0, false
+	if t.cancel != nil {
+		t.cancel()
+		t.ctx, t.cancel = nil, nil
+	}
 	t.perrMu.Lock()
 	t.perr = nil
 	t.perrMu.Unlock()
@@ -313,7 +328,7 @@ func (o *Output) writeTxn(ctx context.Context, batch []*pack.Packet) error {
 	if err := t.produceErr(); err != nil {
 		return fmt.Errorf("kafka output %s: produce in transaction: %w", o.name, err)
 	}
-	if err := o.begin(); err != nil {
+	if err := o.begin(ctx); err != nil {
 		return err
 	}
 	for _, p := range batch {
@@ -334,7 +349,7 @@ func (o *Output) writeTxn(ctx context.Context, batch []*pack.Packet) error {
 			r.Headers[i].Value = t.keep(r.Headers[i].Value)
 		}
 		t.recs++
-		o.cl.Produce(ctx, r, t.promise)
+		o.cl.Produce(t.ctx, r, t.promise)
 	}
 	return nil
 }
@@ -364,21 +379,27 @@ func (o *Output) CommitTransaction(ctx context.Context, cps map[string]engine.Ch
 	if aerr := o.cl.AbortBufferedRecords(actx); aerr == nil {
 		_ = o.cl.EndTransaction(actx, kgo.TryAbort)
 	}
+	t.open = false
+	if t.cancel != nil {
+		t.cancel()
+		t.ctx, t.cancel = nil, nil
+	}
 	return err
 }
 
 func (o *Output) commitTxn(ctx context.Context, cps map[string]engine.Checkpoint) error {
 	t := o.txn
-	if err := o.begin(); err != nil {
+	if err := o.begin(ctx); err != nil {
 		return err
 	}
+	ctx = t.ctx
 	val, err := json.Marshal(cpDoc{V: 1, Input: t.input, Checkpoints: cps})
 	if err != nil {
 		return err
 	}
 	o.cl.Produce(ctx, &kgo.Record{Topic: t.cpTopic, Partition: 0, Key: []byte(t.input), Value: val}, t.promise)
 	if err := o.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("kafka output %s: flush transaction: %w", o.name, err)
+		return fmt.Errorf("kafka output %s: flush transaction (%d records, open %v, transaction_timeout %v): %w", o.name, t.recs, time.Since(t.began).Round(time.Millisecond), t.timeout, err)
 	}
 	if err := t.produceErr(); err != nil {
 		return fmt.Errorf("kafka output %s: produce in transaction: %w", o.name, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dbus-project/dbus/engine"
@@ -235,5 +236,61 @@ outputs:`, 1)
 			}
 			t.Logf("%s: %v", name, err)
 		})
+	}
+}
+
+// TestKafkaExactlyOnceBrokerOutage stops the target cluster in the middle
+// of an exactly_once mirror: the open transaction fails, the pipeline
+// stops with the error (it does not retry in place), and a new run after
+// the cluster returned (same ports and data, a fresh local store) resumes
+// from the committed positions: every record exactly once.
+func TestKafkaExactlyOnceBrokerOutage(t *testing.T) {
+	a := kfaketest.Start(t, 1, 4, []string{"orders"})
+	ports := freePorts(t, 1)
+	dir := t.TempDir()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(ports...), kfake.DataDir(dir), kfake.AllowAutoTopicCreation(), kfake.SeedTopics(4, "copy.orders")}
+	b1, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &kfaketest.Cluster{Cluster: b1, Seeds: b1.ListenAddrs()}
+	const n = 20000
+	go func() {
+		for i := 0; i < n; i += 500 {
+			produceOrders(t, a, i, i+500)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	y := eosYAML(a, b, "    transaction_timeout: 4s\n")
+	r := startEngine(t, testRegistry(t, nil), y, nil)
+	waitFor(t, 30*time.Second, "a quarter of the records committed", func() bool {
+		return sumOffsets(kfaketest.EndOffsets(t, b.Seeds, "copy.orders")) >= n/4
+	})
+	b1.Close()
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if err == nil || !strings.Contains(err.Error(), "transaction aborted") {
+			t.Fatalf("run ended with %v, want the aborted transaction", err)
+		}
+		t.Logf("run stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the pipeline did not stop while its target was down")
+	}
+	b2, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("restart cluster: %v", err)
+	}
+	defer b2.Close()
+	r2 := startEngine(t, testRegistry(t, nil), y, nil)
+	var got []*kgo.Record
+	waitFor(t, 60*time.Second, "every record committed", func() bool {
+		got = consumeCommitted(t, b.Seeds, n+1, 2*time.Second, "copy.orders")
+		d, _ := countCopies(got, n)
+		return d == n
+	})
+	r2.stop(t)
+	if d, dup := countCopies(got, n); d != n || dup != 0 {
+		t.Fatalf("after the outage: %d of %d records, %d duplicates", d, n, dup)
 	}
 }
