@@ -65,7 +65,7 @@ type mirrorState struct {
 
 	// Write goroutine only.
 	names     *internTable
-	scratch   []byte
+	lastSrc   string                // source topic of the previous record
 	topics    map[string]topicState // target topic -> checked or created
 	lastTopic string
 
@@ -240,17 +240,29 @@ func (m *mirrorState) before(b *batchState, i int, r *kgo.Record, p *pack.Packet
 	}
 	s := &b.msrc[i]
 	*s = srcPos{}
-	ta, ok1 := p.Attrs.Get("kafka.topic")
-	pa, ok2 := p.Attrs.Get("kafka.partition")
-	oa, ok3 := p.Attrs.Get("kafka.offset")
-	if ok1 && ok2 && ok3 {
-		part, okp := pa.Int()
-		off, oko := oa.Int()
-		if okp && oko {
-			m.scratch = ta.AppendText(m.scratch[:0])
-			s.topic = m.names.get(m.scratch)
-			s.part, s.off, s.ok = int32(part), off, true
+	// One pass over the attributes (KafkaInput sets these three).
+	var topic []byte
+	var okp, oko bool
+	for j := 0; j < p.Attrs.Len(); j++ {
+		a := p.Attrs.At(j)
+		switch string(a.K) {
+		case "kafka.topic":
+			if a.Kind == pack.KindString {
+				topic = a.B
+			}
+		case "kafka.partition":
+			var v int64
+			v, okp = a.Int()
+			s.part = int32(v)
+		case "kafka.offset":
+			s.off, oko = a.Int()
 		}
+	}
+	if topic != nil && okp && oko {
+		if string(topic) != m.lastSrc { // runs of one topic: no map lookup
+			m.lastSrc = m.names.get(topic)
+		}
+		s.topic, s.ok = m.lastSrc, true
 	}
 	if !m.createTopics || r.Topic == m.lastTopic {
 		return nil
