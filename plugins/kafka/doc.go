@@ -66,6 +66,28 @@
 //  5. Without a group, explicit partitions resume only from the engine's
 //     checkpoints.
 //
+// # Mirror (mirror.go, mirror_topics.go, mirror_offsets.go, lag.go)
+//
+// A KafkaOutput fed by exactly one KafkaInput (engine.SourceBinder tells
+// it, before Start) mirrors it. Rules:
+//
+//  1. On the Write goroutine, before each record is produced, its source
+//     topic/partition/offset (the KafkaInput's attributes) is noted in the
+//     batch; with create_topics a target topic not checked yet is
+//     described on both clusters and created like its source (blocking
+//     that goroutine once per topic). Admin calls go through clients of
+//     the mirror's own (source: the input's connection settings; target:
+//     without automatic topic creation, which the producer's has).
+//  2. When a batch completed (promise goroutine, before its slots are
+//     reset), each acknowledged record advances its source partition's
+//     mirrored offset, latest offset sync and latency; mirrorState.mu
+//     guards them and is never held across a client call.
+//  3. With sync_groups a goroutine owned by the output (started in Start,
+//     stopped in Close before the clients close) writes the offset syncs
+//     and translates group offsets every sync_groups_interval; a
+//     translated offset is never past a mirrored record (mirror_offsets.go).
+//  4. The bookkeeping allocates nothing per record.
+//
 // # TLS and SASL (security.go, both plugins)
 //
 //  1. `tls:` is plugins/tlsconf's block; the client's dialer builds a
