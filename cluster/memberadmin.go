@@ -231,7 +231,14 @@ func (a *MemberAdmin) Status() any {
 	if m == nil {
 		return MemberState{Cluster: a.cluster, Member: a.member, Session: "connecting", Resources: []OwnedResource{}}
 	}
-	return m.Status()
+	st := m.Status()
+	for i, r := range st.Resources {
+		if _, ok := a.runner.live.get(r.ID); r.State == "running" && !ok {
+			// Its engine is being built: not in /api/v1/resources yet.
+			st.Resources[i].State = "starting"
+		}
+	}
+	return st
 }
 
 // Resources implements admin.Member.
