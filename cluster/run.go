@@ -48,15 +48,16 @@ type RunOptions struct {
 	OnAdmin func(addr string)
 }
 
-// RunMemberWith is RunMemberReload with the member's admin API: it
-// listens on opts.AdminListen, else admin.listen of the config's admin:
-// section, else the cluster section's advertised admin address, with
-// the single-node daemon's security (admin: section: token, TLS,
-// allowed hosts...), and serves the member's state (/api/v1/cluster),
-// every resource engine under /api/v1/resources/{id}/, the live page
-// and /metrics with the dbus_cluster_* series (engine/admin member.go).
-// Without any of the three the admin API is off. The member advertises
-// cluster.admin, or the address the API listens on.
+// RunMemberWith is RunMemberReload with the member's admin API, turned
+// on as on a single dbusd: opts.AdminListen (dbusd -admin), else the
+// config's admin: section (admin.listen), with the same security
+// (token, TLS, allowed hosts...). It serves the member's state
+// (/api/v1/cluster), every resource engine under /api/v1/resources/{id}/,
+// the live page and /metrics with the dbus_cluster_* series (engine/admin
+// member.go). The member advertises cluster.admin, else the address the
+// API listens on; cluster.admin without a listener is warned about (it
+// is not listened on implicitly: it may be a NAT or proxy address, and
+// off loopback the API needs a token).
 func RunMemberWith(ctx context.Context, cfg *engine.Config, reg *engine.Registry, log *slog.Logger, opts RunOptions) error {
 	reload := opts.Reload
 	if log == nil {
@@ -118,12 +119,8 @@ func RunMemberWith(ctx context.Context, cfg *engine.Config, reg *engine.Registry
 		return nil
 	}
 	view := NewMemberAdmin(cc, runner)
-	listen := opts.AdminListen
-	if listen == "" && cfg.Sections["admin"] == nil {
-		listen = cc.Admin
-	}
 	srv, err := admin.Start(ctx, admin.Options{Supervisor: localSup, Member: view, Registry: reg, Logger: log,
-		Version: opts.Version, Section: cfg.Sections["admin"], ListenOverride: listen})
+		Version: opts.Version, Section: cfg.Sections["admin"], ListenOverride: opts.AdminListen})
 	if err != nil {
 		return fmt.Errorf("cluster %s: member %s: %w", cc.Name, cc.Member, err)
 	}
@@ -135,6 +132,8 @@ func RunMemberWith(ctx context.Context, cfg *engine.Config, reg *engine.Registry
 		if opts.OnAdmin != nil {
 			opts.OnAdmin(srv.Addr())
 		}
+	} else if cc.Admin != "" {
+		log.Warn("cluster.admin is advertised but no admin API listens: start dbusd with -admin ADDR or add an admin: section", "admin", cc.Admin)
 	}
 	m, err := Join(ctx, cc, Options{Runner: runner, Logger: log, Credentials: creds, OnConfig: onConfig})
 	if err != nil {
