@@ -345,6 +345,13 @@ outputs:
 		t.Fatalf("B's consumer read %d records: it started from the beginning", len(seenB))
 	}
 	t.Logf("failover: A read %d, B read %d (%d again)", len(seenA), len(seenB), len(seenA)+len(seenB)-n)
+	// The consumer on B committed past the translated offsets: later
+	// rounds never move the group back.
+	atB := committed(t, b.Seeds, "app", "dcA.orders")
+	testenv.Never(t, time.Second, func() bool {
+		now := committed(t, b.Seeds, "app", "dcA.orders")
+		return now[0] != atB[0] || now[1] != atB[1] || now[2] != atB[2]
+	}, "group app moved on B after the consumer there committed %v", atB)
 	// The mirror's own group is never synced.
 	if got := committed(t, b.Seeds, "mirror", "dcA.orders"); len(got) != 0 {
 		t.Fatalf("the mirror's own group was synced to B: %v", got)
