@@ -279,7 +279,7 @@ func (s *Supervisor) startComp(ctx context.Context, c *component) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c.err = c.e.Run(cctx)
+		c.err = s.runComp(cctx, c)
 		close(c.done)
 		select {
 		case s.doneCh <- struct{}{}:
@@ -501,4 +501,61 @@ func (s *Supervisor) Close() error {
 		c.e.closePlugins()
 	}
 	return s.store.Close()
+}
+
+// runComp runs c's engine. A component whose exactly_once transaction
+// was aborted (ErrTransactionAborted) is rebuilt from its config and run
+// again after a backoff (and so on while the restarted engine fails, a
+// target still down): the new engine resumes from the positions of the
+// last committed transaction (TransactionalOutput). Any other error ends
+// the component.
+func (s *Supervisor) runComp(ctx context.Context, c *component) error {
+	failures := 0
+	restarting := false
+	for {
+		began := time.Now()
+		err := c.e.Run(ctx)
+		if ctx.Err() != nil || err == nil {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			failures, restarting = 0, false
+		}
+		// Once restarting, a start that fails (the target still down)
+		// is retried too.
+		if !errors.Is(err, ErrTransactionAborted) && !restarting {
+			return err
+		}
+		restarting = true
+		cfg := c.e.cfg
+		for {
+			failures++
+			backoff := min(cfg.Engine.RestartBackoff<<min(failures-1, 8), 30*time.Second)
+			c.e.log.Error("exactly_once pipeline stopped: restarting it from the last committed transaction", "err", err, "backoff", backoff)
+			if !Sleep(ctx, backoff) {
+				return err
+			}
+			opts := s.opts
+			opts.Store = nopCloseStore{s.store}
+			opts.Offline = true // validated at the first start; the target may be down
+			e, nerr := New(cfg, opts)
+			if nerr != nil {
+				err = fmt.Errorf("restart: %w", nerr)
+				continue
+			}
+			// A reload holding mu may be waiting for this component
+			// to end: never block on mu once ctx is cancelled.
+			for !s.mu.TryLock() {
+				if ctx.Err() != nil {
+					e.closePlugins()
+					return err
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.e = e
+			s.publish()
+			s.mu.Unlock()
+			break
+		}
+	}
 }

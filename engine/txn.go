@@ -14,6 +14,11 @@ import (
 	"github.com/dbus-project/dbus/ring"
 )
 
+// ErrTransactionAborted is returned by Run when an exactly_once
+// (TransactionalOutput) pipeline stopped because its transaction failed;
+// the Supervisor rebuilds and restarts such a component.
+var ErrTransactionAborted = errors.New("transaction aborted")
+
 // txnTick is how often an idle transactional output's goroutine wakes to
 // ask the output whether its transaction is due (commit_interval).
 const txnTick = 10 * time.Millisecond
@@ -134,7 +139,7 @@ func (b *txnBinding) fail(err error) {
 	b.mu.Lock()
 	first := b.err == nil
 	if first {
-		b.err = fmt.Errorf("exactly_once output %s: transaction aborted, pipeline stopped (the next run resumes from the last committed transaction): %w", b.or.n.name(), err)
+		b.err = fmt.Errorf("exactly_once output %s: %w, pipeline stopped (the next run resumes from the last committed transaction): %w", b.or.n.name(), ErrTransactionAborted, err)
 	}
 	b.mu.Unlock()
 	if !first {

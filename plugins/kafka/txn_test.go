@@ -294,3 +294,67 @@ func TestKafkaExactlyOnceBrokerOutage(t *testing.T) {
 		t.Fatalf("after the outage: %d of %d records, %d duplicates", d, n, dup)
 	}
 }
+
+// TestKafkaExactlyOnceSupervisorRestarts: under the Supervisor (as in
+// dbusd), a pipeline whose transaction failed (target cluster down) is
+// rebuilt and restarted by itself, retrying while the target is away,
+// and goes on from the last committed transaction once it is back:
+// every record exactly once, without restarting the process.
+func TestKafkaExactlyOnceSupervisorRestarts(t *testing.T) {
+	a := kfaketest.Start(t, 1, 4, []string{"orders"})
+	ports := freePorts(t, 1)
+	dir := t.TempDir()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(ports...), kfake.DataDir(dir), kfake.AllowAutoTopicCreation(), kfake.SeedTopics(4, "copy.orders")}
+	b1, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &kfaketest.Cluster{Cluster: b1, Seeds: b1.ListenAddrs()}
+	const n = 10000
+	produceOrders(t, a, 0, n/2)
+	reg := testRegistry(t, nil)
+	cfg, err := engine.Parse("eos.yaml", []byte(eosYAML(a, b, "    transaction_timeout: 3s\n    connect_timeout: 1s\n")), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	first := sup.Engines()[0]
+	waitFor(t, 30*time.Second, "the first half committed", func() bool {
+		d, _ := countCopies(consumeCommitted(t, b.Seeds, n/2, 2*time.Second, "copy.orders"), n)
+		return d == n/2
+	})
+	b1.Close()
+	produceOrders(t, a, n/2, n)
+	waitFor(t, 30*time.Second, "the supervisor to restart the pipeline", func() bool {
+		return sup.Engines()[0] != first
+	})
+	b2, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("restart cluster: %v", err)
+	}
+	defer b2.Close()
+	var got []*kgo.Record
+	waitFor(t, 60*time.Second, "every record committed", func() bool {
+		got = consumeCommitted(t, b.Seeds, n+1, 2*time.Second, "copy.orders")
+		d, _ := countCopies(got, n)
+		return d == n
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the supervisor stopped: %v", err)
+	default:
+	}
+	if d, dup := countCopies(got, n); d != n || dup != 0 {
+		t.Fatalf("%d of %d records, %d duplicates", d, n, dup)
+	}
+}
