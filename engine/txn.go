@@ -164,21 +164,25 @@ func (b *txnBinding) failure() error {
 // InputContext.Commit of the bound input (a resolved start position must
 // be durable before the input reads on).
 func (b *txnBinding) commitSync(ctx context.Context) error {
-	b.mu.Lock()
-	ch := b.committed
-	b.mu.Unlock()
-	b.req.Store(true)
-	select {
-	case <-ch:
-		return nil
-	case <-b.e.hardCtx.Done():
-		if err := b.failure(); err != nil {
-			return err
+	// Two commits: the first may have read the positions before the
+	// caller's Mark; the second started after this request.
+	for i := 0; i < 2; i++ {
+		b.mu.Lock()
+		ch := b.committed
+		b.mu.Unlock()
+		b.req.Store(true)
+		select {
+		case <-ch:
+		case <-b.e.hardCtx.Done():
+			if err := b.failure(); err != nil {
+				return err
+			}
+			return fmt.Errorf("exactly_once output %s: stopping before the commit", b.or.n.name())
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return fmt.Errorf("exactly_once output %s: stopping before the commit", b.or.n.name())
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return nil
 }
 
 // tryCommit commits the open transaction with the input's positions if
