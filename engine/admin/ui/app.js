@@ -199,6 +199,27 @@
     e.hidden = !msg;
   }
 
+  // showCluster fills the header line of a cluster member (status.cluster:
+  // member, leader, epoch, session, its resources; their nodes are in the
+  // graph as <resource>/<plugin>).
+  var isMember = false;
+  function showCluster(c) {
+    var el = $("cluster");
+    if (!c) { el.hidden = true; return; }
+    isMember = true;
+    var rs = c.resources || [], running = 0, failed = [];
+    rs.forEach(function (r) {
+      if (r.state === "running") running++;
+      if (r.state === "failed") failed.push(r.id + ": " + (r.error || "failed"));
+    });
+    el.hidden = false;
+    el.textContent = "member " + c.member + " of " + c.cluster +
+      (c.is_leader ? " (leader)" : ", leader " + (c.leader || "-")) +
+      " · epoch " + c.epoch + " · session " + c.session +
+      " · resources " + running + "/" + rs.length + " running" + (failed.length ? ", " + failed.length + " failed" : "");
+    el.title = failed.join("\n");
+  }
+
   var statusEvery = 0;
   function tick() {
     var dag = get("dag").then(function (d) {
@@ -212,8 +233,9 @@
       $("updated").textContent = new Date().toLocaleTimeString();
       showError("");
     });
-    var st = (statusEvery++ % 10 === 0) ? get("status").then(function (s) {
+    var st = (statusEvery++ % (isMember ? 2 : 10) === 0) ? get("status").then(function (s) {
       $("version").textContent = "version " + s.version;
+      showCluster(s.cluster);
     }) : Promise.resolve();
     return Promise.all([dag, st]).catch(function (err) { showError("cannot load pipeline state: " + err.message); });
   }
