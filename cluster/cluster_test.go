@@ -66,7 +66,7 @@ func TestClusterMemberLossMovesOnlyItsResources(t *testing.T) {
 		c := countBy(h.runningBy())
 		return c["a"] == 3 && c["b"] == 3 && c["c"] == 3
 	})
-	time.Sleep(500 * time.Millisecond) // let checkpoints advance
+	h.advance(ids, 20, 10*time.Second) // checkpoints advance
 	before := h.runningBy()
 	startsBefore := map[string]int{}
 	for _, r := range []*running{a, b, c} {
@@ -107,7 +107,7 @@ func TestClusterMemberLossMovesOnlyItsResources(t *testing.T) {
 		}
 	}
 	// Let the moved resources run, then check nothing was lost.
-	time.Sleep(time.Second)
+	h.advance(ids, 20, 10*time.Second)
 	for _, id := range ids {
 		hi := h.sink.highest(id)
 		if hi < 10 {
@@ -127,13 +127,13 @@ func TestClusterGracefulMove(t *testing.T) {
 	a := h.start(h.config("a"), Options{})
 	ids := h.addResources(4, "src")
 	h.waitFor("4 resources on a", 10*time.Second, func() bool { return countBy(h.runningBy())["a"] == 4 })
-	time.Sleep(300 * time.Millisecond)
+	h.advance(ids, 20, 10*time.Second)
 	h.start(h.config("b"), Options{})
 	h.waitFor("2/2", 10*time.Second, func() bool {
 		c := countBy(h.runningBy())
 		return c["a"] == 2 && c["b"] == 2
 	})
-	time.Sleep(500 * time.Millisecond)
+	h.advance(ids, 20, 10*time.Second) // the moved ones run on b
 	for id, st := range a.m.StoreStats() {
 		if st.Fenced != 0 {
 			t.Errorf("graceful move of %s was fenced %d times", id, st.Fenced)

@@ -324,13 +324,25 @@ func (h *harness) runningBy() map[string]string {
 
 func (h *harness) waitFor(what string, d time.Duration, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	testenv.Eventually(h.t, d, cond, "waiting for %s", what)
+}
+
+// advance waits until every resource in ids delivered n sequences past
+// what it had when called: they run, and their checkpoints follow.
+func (h *harness) advance(ids []string, n int64, d time.Duration) {
+	h.t.Helper()
+	from := map[string]int64{}
+	for _, id := range ids {
+		from[id] = h.sink.highest(id)
 	}
+	h.waitFor(fmt.Sprintf("every resource to deliver %d more", n), d, func() bool {
+		for _, id := range ids {
+			if h.sink.highest(id) < from[id]+n {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func countBy(m map[string]string) map[string]int {

@@ -91,7 +91,7 @@ func TestClusterZooKeeperOutage(t *testing.T) {
 	ms := []*running{h.start(h.config("a"), Options{}), h.start(h.config("b"), Options{})}
 	ids := h.addResources(6, "src")
 	h.waitFor("6 resources running", 10*time.Second, func() bool { return len(h.runningBy()) == 6 })
-	time.Sleep(300 * time.Millisecond)
+	h.advance(ids, 20, 10*time.Second)
 	script(t, sh, "stop")
 	t.Cleanup(func() { exec.Command(sh, "start").Run() })
 	h.waitFor("members stop their resources", 10*time.Second, func() bool {
@@ -104,7 +104,7 @@ func TestClusterZooKeeperOutage(t *testing.T) {
 		return len(ms[0].m.Running())+len(ms[1].m.Running()) == 6
 	})
 	t.Logf("cluster recovered %s after ZooKeeper returned from a %s outage", time.Since(back).Round(time.Millisecond), outage)
-	time.Sleep(time.Second)
+	h.advance(ids, 20, 10*time.Second)
 	for _, id := range ids {
 		hi := h.sink.highest(id)
 		if g := h.sink.gaps(id, hi); len(g) > 0 {
@@ -185,7 +185,7 @@ func TestClusterFencingFrozenMember(t *testing.T) {
 			aRes[id] = true
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	h.advance(ids, 20, 10*time.Second)
 	proxy.setPaused(true)
 	frozen := time.Now()
 	h.waitFor("b runs every resource", 15*time.Second, func() bool { return countBy(h.runningBy())["b"] == 4 })
@@ -247,7 +247,7 @@ func TestClusterFencingFrozenMember(t *testing.T) {
 		c := countBy(h.runningBy())
 		return c["a"] == 2 && c["b"] == 2
 	})
-	time.Sleep(500 * time.Millisecond)
+	h.advance(ids, 20, 10*time.Second)
 	for _, id := range ids {
 		if g := h.sink.gaps(id, h.sink.highest(id)); len(g) > 0 {
 			t.Errorf("resource %s lost %v", id, g[:min(10, len(g))])
