@@ -1341,8 +1341,10 @@ func (in *Input) Command(ctx context.Context, cmd string, args []string) (any, e
 	return nil, fmt.Errorf("unknown command %q (MysqlbinlogInput: snapshot db.table..., snapshot-status)", cmd)
 }
 
-// ReportMetrics implements engine.MetricsReporter: snapshot progress.
+// ReportMetrics implements engine.MetricsReporter: XA transactions held
+// and rolled back, and snapshot progress.
 func (in *Input) ReportMetrics(emit func(name, help string, kind engine.MetricKind, value float64, labels ...string)) {
+	in.reportXA(emit)
 	p := in.Progress()
 	emit("dbus_binlog_snapshot_tables_pending", "Tables queued for a snapshot after the one being read.", engine.MetricGauge, float64(p.Pending))
 	emit("dbus_binlog_snapshot_chunks_total", "Snapshot chunks finished.", engine.MetricCounter, float64(p.Chunks))

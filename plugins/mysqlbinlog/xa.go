@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/dbus-project/dbus/engine"
 )
 
 // XA transactions (doc.go, "XA transactions").
@@ -304,3 +306,9 @@ func (in *Input) XARolledBack() uint64 { return in.xaRolled.Load() }
 // XAHeld returns the number of prepared XA transactions whose rows are
 // held, as of the last transaction boundary. Safe for concurrent use.
 func (in *Input) XAHeld() int64 { return in.xaHeld.Load() }
+
+// reportXA emits the XA series (ReportMetrics).
+func (in *Input) reportXA(emit func(name, help string, kind engine.MetricKind, value float64, labels ...string)) {
+	emit("dbus_binlog_xa_held", "Prepared XA transactions whose rows are held until their XA COMMIT or XA ROLLBACK.", engine.MetricGauge, float64(in.XAHeld()))
+	emit("dbus_binlog_xa_rolled_back_total", "Prepared XA transactions rolled back: their rows were dropped, never delivered.", engine.MetricCounter, float64(in.XARolledBack()))
+}

@@ -125,6 +125,11 @@ func TestBinlogXARollbackDeliversNothing(t *testing.T) {
 	if n := p.input.XARolledBack(); n != 1 {
 		t.Fatalf("XARolledBack %d, want 1", n)
 	}
+	series := map[string]float64{}
+	p.input.ReportMetrics(func(name, _ string, _ engine.MetricKind, v float64, _ ...string) { series[name] = v })
+	if series["dbus_binlog_xa_rolled_back_total"] != 1 || series["dbus_binlog_xa_held"] != 0 {
+		t.Fatalf("XA series %v, want rolled_back_total 1, held 0", series)
+	}
 	testenv.Never(t, 300*time.Millisecond, func() bool { return p.rec.Len() > 1 }, "rows of the rolled-back XA transaction arrived")
 }
 
