@@ -306,14 +306,21 @@ func (m *mirrorState) acked(b *batchState) {
 				m.parts[k] = cur
 			}
 		}
-		cur.tgtTopic, cur.tgtPart = r.Topic, r.Partition
 		if s.off+1 > cur.next {
 			cur.next, cur.lastTs = s.off+1, r.Timestamp
 		}
-		if n := len(cur.hist); cur.hasLast && (n == 0 || s.off-cur.hist[n-1].src > syncHistoryStep || s.off < cur.hist[n-1].src) {
-			cur.addHist(cur.last)
+		// Engine batches complete out of order (one waits for another
+		// partition's ack): the latest sync is the one with the highest
+		// target offset, not the last one seen.
+		if !cur.hasLast || r.Offset > cur.last.dst || r.Topic != cur.tgtTopic || r.Partition != cur.tgtPart {
+			if n := len(cur.hist); cur.hasLast && (n == 0 || s.off-cur.hist[n-1].src > syncHistoryStep || s.off < cur.hist[n-1].src) {
+				cur.addHist(cur.last)
+			}
+			cur.tgtTopic, cur.tgtPart = r.Topic, r.Partition
+			cur.last, cur.hasLast, cur.dirty = offsetSync{s.off, r.Offset}, true, true
+		} else if s.off%syncHistoryStep == 0 {
+			cur.addHist(offsetSync{s.off, r.Offset}) // an older pair: still a true one
 		}
-		cur.last, cur.hasLast, cur.dirty = offsetSync{s.off, r.Offset}, true, true
 		if !r.Timestamp.IsZero() {
 			lat := max(now.Sub(r.Timestamp).Seconds(), 0)
 			cur.latency = lat

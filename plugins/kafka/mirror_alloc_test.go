@@ -67,3 +67,36 @@ func BenchmarkKafkaMirrorTracking(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/record")
 }
+
+// TestKafkaMirrorSyncsOutOfOrderBatches: engine batches complete out of
+// order (one waits for another partition's ack); a partition's latest
+// offset sync stays the one with the highest target offset, and a group
+// offset past it translates to the end. Before, the older batch completing
+// last set the sync back, and a restarted mirror translated a group at
+// the end to the middle (TestKafkaMirrorSyncGroups failed 1 run in 5).
+func TestKafkaMirrorSyncsOutOfOrderBatches(t *testing.T) {
+	o, newer, batch := mirrorBench(t, 600) // offsets 0..599, partitions 0..5 by 100
+	for i := range batch {
+		newer.recs[i].Offset = int64(i) + 1000 // written after the older batch
+	}
+	mirrorTrack(o, newer, batch)
+	older := o.getBatch(600)
+	for i, p := range batch {
+		if _, err := o.build(&older.recs[i], p); err != nil {
+			t.Fatal(err)
+		}
+		older.recs[i].Offset = int64(i)
+	}
+	mirrorTrack(o, older, batch)
+	k := tp{"orders", 1} // source offsets 100..199
+	topic, part, at, ok := o.mirror.translate(k, 200)
+	if !ok || topic != "dcA.orders" || part != 1 || at != 1200 {
+		t.Fatalf("offset 200 of orders/1 translated to %s/%d@%d (%v), want dcA.orders/1@1200", topic, part, at, ok)
+	}
+	o.mirror.mu.Lock()
+	last := o.mirror.parts[k].last
+	o.mirror.mu.Unlock()
+	if last != (offsetSync{199, 1199}) {
+		t.Fatalf("latest sync %+v, want {199 1199}", last)
+	}
+}

@@ -270,7 +270,11 @@ func consumeGroup(t *testing.T, seeds []string, group, topic string, n int, idle
 	defer cl.Close()
 	var got []string
 	for len(got) < n {
-		ctx, cancel := context.WithTimeout(context.Background(), idle)
+		wait := idle
+		if len(got) == 0 {
+			wait = testenv.Scaled(20 * time.Second) // joining the group
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		fs := cl.PollRecords(ctx, n-len(got))
 		cancel()
 		recs := fs.Records()
@@ -360,13 +364,16 @@ outputs:
 
 	// A group committed at the end, translated by a restarted mirror
 	// from the offset syncs it wrote (nothing new is mirrored).
-	_ = consumeGroup(t, a.Seeds, "late1", "orders", n, testenv.Scaled(3*time.Second))
+	if got := consumeGroup(t, a.Seeds, "late1", "orders", n, testenv.Scaled(3*time.Second)); len(got) != n {
+		t.Fatalf("group late1 read %d of %d records on A", len(got), n)
+	}
 	r = startEngine(t, testRegistry(t, nil), yaml, nil)
 	end := endOffsets(t, b.Seeds, "dcA.orders")
+	var late map[int32]int64
 	testenv.Eventually(t, testenv.Scaled(30*time.Second), func() bool {
-		got := committed(t, b.Seeds, "late1", "dcA.orders")
-		return len(got) == 3 && got[0] == end[0] && got[1] == end[1] && got[2] == end[2]
-	}, "group late1 translated to B's end offsets %v after a restart", end)
+		late = committed(t, b.Seeds, "late1", "dcA.orders")
+		return len(late) == 3 && late[0] == end[0] && late[1] == end[1] && late[2] == end[2]
+	}, "group late1 translated to B's end offsets %v after a restart: %v", end, late)
 	r.stop(t)
 }
 
