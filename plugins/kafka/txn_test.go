@@ -12,6 +12,7 @@ import (
 
 	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
+	"github.com/dbus-project/dbus/plugins/aggregate"
 	"github.com/dbus-project/dbus/plugins/kafka/kfaketest"
 )
 
@@ -217,9 +218,20 @@ func TestKafkaExactlyOnceRefusedConfigs(t *testing.T) {
     topics: [orders]
 outputs:`, 1)
 	cases["two inputs"] = struct{ yaml, want string }{strings.Replace(two, "match: [from_a]", "match: [from_a, from_a2]", 1), "fed by 2 inputs"}
+	// A filter between the input and the output: the output matches it.
+	withFilter := func(filter string) string {
+		return strings.Replace(strings.Replace(base, "outputs:", "filters:\n"+filter+"outputs:", 1),
+			"match: [from_a]\n    brokers", "match: [f]\n    brokers", 1)
+	}
+	// Aggregate emits on a timer (Ticker), Stateful keeps state (and
+	// does not tick): each branch of the check on its own.
+	cases["timer filter"] = struct{ yaml, want string }{withFilter("  - {name: f, class: Aggregate, match: [from_a], tick: 1s}\n"),
+		"filters f keep state or emit on a timer: their state is not part of the Kafka transaction"}
+	cases["stateful filter"] = struct{ yaml, want string }{withFilter("  - {name: f, class: StatefulTest, match: [from_a]}\n"),
+		"filters f keep state or emit on a timer: their state is not part of the Kafka transaction"}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			reg := testRegistry(t, nil)
+			reg := refusalRegistry(t)
 			cfg, err := engine.Parse("eos.yaml", []byte(c.yaml), reg)
 			if err == nil {
 				var e *engine.Engine
@@ -237,7 +249,52 @@ outputs:`, 1)
 			t.Logf("%s: %v", name, err)
 		})
 	}
+	// The control: a stateless filter (deterministic drops) in the same
+	// place is accepted, and dbusd -t (an offline Supervisor) refuses the
+	// timer filter too.
+	reg := refusalRegistry(t)
+	cfg, err := engine.Parse("eos.yaml", []byte(withFilter("  - {name: f, class: MockFilter, match: [from_a], mode: drop}\n")), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore()})
+	if err != nil {
+		t.Fatalf("a stateless filter was refused: %v", err)
+	}
+	e.Close()
+	cfg, err = engine.Parse("eos.yaml", []byte(cases["timer filter"].yaml), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := engine.NewSupervisor(cfg, engine.Options{Registry: reg, Store: engine.NewMemoryStore(), Offline: true})
+	if err == nil {
+		sup.Close()
+		t.Fatal("dbusd -t (offline Supervisor) accepted a timer filter in an exactly_once pipeline")
+	}
+	if !strings.Contains(err.Error(), "eos.yaml:") || !strings.Contains(err.Error(), "emit on a timer") {
+		t.Fatalf("dbusd -t error %v: want the file:line and the reason", err)
+	}
 }
+
+// refusalRegistry is testRegistry with Aggregate and StatefulTest, a
+// pass-through filter that keeps state (Stateful) without a timer.
+func refusalRegistry(t *testing.T) *engine.Registry {
+	reg := testRegistry(t, nil)
+	aggregate.Register(reg)
+	reg.MustRegister(engine.Spec{Class: "StatefulTest", Kind: engine.KindFilter,
+		NewFilter: func(*engine.Conf) (engine.Filter, error) { return &statefulFilter{}, nil }})
+	return reg
+}
+
+type statefulFilter struct{ n int }
+
+func (f *statefulFilter) Process(fc engine.FilterContext, p *pack.Packet) error {
+	f.n++
+	fc.Emit(p)
+	return nil
+}
+func (f *statefulFilter) SaveState() ([]byte, error) { return fmt.Appendf(nil, "%d", f.n), nil }
+func (f *statefulFilter) LoadState([]byte) error     { return nil }
 
 // TestKafkaExactlyOnceBrokerOutage stops the target cluster in the middle
 // of an exactly_once mirror: the open transaction fails, the pipeline
