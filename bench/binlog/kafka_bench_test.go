@@ -144,15 +144,39 @@ func viaKafkaTo(b *testing.B, addr, user, pw string, r binlogRange, cl *kfaketes
 }
 
 // producerOpts are the franz-go settings KafkaOutput uses with the
-// sample's output block (acks=all, idempotent, no compression, murmur2
-// keys, its default linger and buffered records): the bare producer and
-// the bare loop use exactly these.
+// sample's output block (acks=all, idempotent, the sample's compression,
+// murmur2 keys, its default linger and buffered records): the bare
+// producer and the bare loop use exactly these.
 func producerOpts(seeds []string) []kgo.Opt {
 	d := kafka.DefaultProducer()
 	return []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(d.Linger), kgo.ProducerBatchMaxBytes(int32(d.BatchBytes)), kgo.MaxBufferedRecords(d.BatchRecords),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchCompression(sampleCompression()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.AllowAutoTopicCreation()}
+}
+
+// sampleCompression is the codec of the sample's KafkaOutput (none when
+// it sets no compression).
+func sampleCompression() kgo.CompressionCodec {
+	data, err := os.ReadFile("../../etc/binlog-to-kafka.yaml")
+	if err != nil {
+		panic(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s+compression: (\w+)`).FindSubmatch(data)
+	if m == nil {
+		return kgo.NoCompression()
+	}
+	switch string(m[1]) {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
 }
 
 // rowRecord is what a user's own loop would produce for one row image:
