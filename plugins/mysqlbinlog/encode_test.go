@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
+	"github.com/dbus-project/dbus/engine"
 	"github.com/dbus-project/dbus/pack"
 )
 
@@ -361,5 +363,34 @@ func BenchmarkBinlogRowColumns(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(p.Payload)), "bytes/row")
 		})
+	}
+}
+
+// TestBinlogColumnsNoneEndToEnd: with columns: none the input's row
+// packets (per row and per event) carry no column list, and the values
+// keep their names.
+func TestBinlogColumnsNoneEndToEnd(t *testing.T) {
+	d := testDB(t)
+	start := d.pos()
+	d.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))")
+	d.exec("INSERT INTO t VALUES (1, 'ann'), (2, 'bob')")
+	for _, mode := range []string{"row", "event"} {
+		p := startPipeline(t, d, fileStart(start)+"\ncolumns: none\nmode: "+mode, engine.NewMemoryStore())
+		want := 2
+		if mode == "event" {
+			want = 1
+		}
+		got := p.wait(want, 20*time.Second)
+		for _, b := range got {
+			if strings.Contains(string(b), `"columns"`) || strings.Contains(string(b), `"pk"`) || !json.Valid(b) {
+				t.Errorf("mode %s: payload %s", mode, b)
+			}
+			if !strings.Contains(string(b), `"name":"ann"`) && !strings.Contains(string(b), `"name":"bob"`) {
+				t.Errorf("mode %s: values without names: %s", mode, b)
+			}
+		}
+		if err := p.stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
