@@ -43,8 +43,17 @@ func Require(t testing.TB, env, what string) string {
 	return v
 }
 
-// MySQL returns the address, user and password of the test MariaDB.
+// MySQL returns the address, user and password of the test MariaDB, and
+// holds the server (shared) for the rest of the test: a test changing it
+// (MySQLExclusive) waits until the test ends (mysqllock.go).
 func MySQL(t testing.TB) (addr, user, password string) {
+	t.Helper()
+	addr, user, password = mysqlEnv(t)
+	holdMySQL(t, addr, false)
+	return addr, user, password
+}
+
+func mysqlEnv(t testing.TB) (addr, user, password string) {
 	t.Helper()
 	addr = Require(t, EnvMySQLAddr, "MariaDB server")
 	user = os.Getenv(EnvMySQLUser)

@@ -90,6 +90,7 @@ func TestBinlogAlterTableAcrossRestart(t *testing.T) {
 // interpreted from the binlog, persisted), also after a restart that
 // re-reads events from before the ALTERs.
 func TestBinlogAlterTableSchemaHistory(t *testing.T) {
+	testenv.MySQLExclusive(t) // changes a global setting
 	d := testDB(t)
 	d.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	t.Cleanup(func() { d.c.Execute("SET GLOBAL binlog_row_metadata = FULL") })
@@ -128,6 +129,7 @@ func TestBinlogAlterTableSchemaHistory(t *testing.T) {
 // TestBinlogServerRestartMidStream: MariaDB restarts while the pipeline
 // runs; it reconnects and every row arrives.
 func TestBinlogServerRestartMidStream(t *testing.T) {
+	testenv.MySQLExclusive(t) // restarts the server
 	d := testDB(t)
 	if os.Getenv(testenv.EnvMySQLDataDir) == "" {
 		t.Skip("DBUS_TEST_MYSQL_DATADIR not set: the server was not started by .ci/mariadb.sh")
@@ -274,6 +276,7 @@ func TestBinlogBadInput(t *testing.T) {
 		})
 	}
 	t.Run("statement_format", func(t *testing.T) {
+		testenv.MySQLExclusive(t) // changes a global setting
 		d.exec("SET GLOBAL binlog_format = STATEMENT")
 		defer d.exec("SET GLOBAL binlog_format = ROW")
 		p := startPipeline(t, d, "", engine.NewMemoryStore())

@@ -118,6 +118,7 @@ func TestBinlogStatementDMLStopsTheInput(t *testing.T) {
 // FULL row metadata (schema history) decodes the new table's rows. It
 // used to ignore the statement and stop for good on the new table.
 func TestBinlogCreateTableSelectReachesHistory(t *testing.T) {
+	testenv.MySQLExclusive(t) // changes a global setting
 	d := testDB(t)
 	d.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	t.Cleanup(func() { d.c.Execute("SET GLOBAL binlog_row_metadata = FULL") })

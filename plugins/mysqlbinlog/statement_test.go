@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dbus-project/dbus/internal/testenv"
 )
 
 // stmtChange is a decoded truncate or ddl payload.
@@ -204,6 +206,7 @@ func TestBinlogDDLKindsFilter(t *testing.T) {
 // schema history still follows the DDL that is also emitted as packets:
 // rows after an ALTER decode with the new column.
 func TestBinlogDDLPacketsWithSchemaHistory(t *testing.T) {
+	testenv.MySQLExclusive(t) // changes a global setting
 	d := testDB(t)
 	d.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	t.Cleanup(func() { d.c.Execute("SET GLOBAL binlog_row_metadata = FULL") })
