@@ -131,17 +131,27 @@ func (a *Admin) Members(cluster string) ([]MemberStatus, error) {
 		}
 	}
 	sort.Strings(names)
-	var out []MemberStatus
-	for _, n := range names {
+	infos := make([]*MemberInfo, len(names))
+	err = forEachParallel(len(names), func(i int) error {
 		var mi MemberInfo
-		if _, err := a.s.getJSON(p.member(n), &mi); err != nil {
+		if _, err := a.s.getJSON(p.member(names[i]), &mi); err != nil {
 			if errors.Is(err, zk.ErrNoNode) {
-				continue
+				return nil
 			}
-			return nil, err
+			return err
 		}
-		mi.Name = n
-		out = append(out, MemberStatus{MemberInfo: mi, Leader: n == leader, Owned: owned[n]})
+		infos[i] = &mi
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []MemberStatus
+	for i, n := range names {
+		if mi := infos[i]; mi != nil {
+			mi.Name = n
+			out = append(out, MemberStatus{MemberInfo: *mi, Leader: n == leader, Owned: owned[n]})
+		}
 	}
 	return out, nil
 }

@@ -45,6 +45,8 @@ type leader struct {
 	rebalanceVer  int32
 	losses        *atomic.Uint64 // members found gone without a left marker; nil: not counted
 	live          *atomic.Int64  // live members at the last read; nil: not kept
+	gone          []string       // members seen gone since the last write (memberGone after it)
+	woke          time.Time      // when the step being written began (the log line's took)
 }
 
 // memberGone is called once for each member the leader sees gone: it
@@ -81,6 +83,7 @@ func (l *leader) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
+			l.woke = time.Now()
 			acts, err := l.sync(w)
 			if err != nil {
 				return err
@@ -90,6 +93,7 @@ func (l *leader) run(ctx context.Context) error {
 			}
 			l.dirty = false
 		case <-t.C:
+			l.woke = time.Now()
 			acts := l.mach.Step(assign.Tick{Now: l.now()})
 			if err := l.apply(acts, false); err != nil {
 				return err
@@ -110,21 +114,34 @@ func (l *leader) read(w *watches) (liveState, error) {
 	if err != nil {
 		return ls, fmt.Errorf("list members: %w", err)
 	}
-	for _, n := range names {
+	// One read per member, all in flight at once (a failover at 20
+	// members read them one round trip after the other).
+	infos := make([]*MemberInfo, len(names))
+	err = forEachParallel(len(names), func(i int) error {
+		n := names[i]
 		data, _, err := w.get(l.p.member(n))
 		if errors.Is(err, zk.ErrNoNode) {
-			continue
+			return nil
 		}
 		if err != nil {
-			return ls, fmt.Errorf("read member %s: %w", n, err)
+			return fmt.Errorf("read member %s: %w", n, err)
 		}
 		var mi MemberInfo
 		if err := json.Unmarshal(data, &mi); err != nil {
 			l.log.Warn("member znode holds invalid JSON: ignoring the member", "member", n, "err", err)
-			continue
+			return nil
 		}
 		mi.Name = n
-		ls.members[n] = mi
+		infos[i] = &mi
+		return nil
+	})
+	if err != nil {
+		return ls, err
+	}
+	for _, mi := range infos {
+		if mi != nil {
+			ls.members[mi.Name] = *mi
+		}
 	}
 	ids, _, err := w.children(l.p.resources())
 	if err != nil {
@@ -142,6 +159,7 @@ func (l *leader) read(w *watches) (liveState, error) {
 }
 
 func (l *leader) restore(w *watches) error {
+	l.woke = time.Now()
 	ls, err := l.read(w)
 	if err != nil {
 		return err
@@ -160,7 +178,7 @@ func (l *leader) restore(w *watches) error {
 	// previous leader itself, when it was lost).
 	for _, pm := range prev.State.Members {
 		if _, ok := ls.members[pm.Name]; !ok {
-			l.memberGone(pm.Name)
+			l.gone = append(l.gone, pm.Name)
 		}
 	}
 	prevRes := map[string]assign.Resource{}
@@ -174,17 +192,29 @@ func (l *leader) restore(w *watches) error {
 	l.ownerExists = map[string]bool{}
 	recs := map[string]OwnerRecord{}
 	epoch := prev.State.Epoch
-	for _, id := range owners {
+	// All owner records in flight at once: a new leader read 200 of
+	// them one round trip after the other before its first grant.
+	got := make([]*OwnerRecord, len(owners))
+	err = forEachParallel(len(owners), func(i int) error {
 		var rec OwnerRecord
-		if _, err := l.s.getJSON(l.p.owner(id), &rec); err != nil {
+		if _, err := l.s.getJSON(l.p.owner(owners[i]), &rec); err != nil {
 			if errors.Is(err, zk.ErrNoNode) {
-				continue
+				return nil
 			}
 			return err
 		}
-		l.ownerExists[id] = true
-		recs[id] = rec
-		epoch = max(epoch, rec.Epoch)
+		got[i] = &rec
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, id := range owners {
+		if rec := got[i]; rec != nil {
+			l.ownerExists[id] = true
+			recs[id] = *rec
+			epoch = max(epoch, rec.Epoch)
+		}
 	}
 	state := assign.State{Epoch: epoch}
 	for _, n := range sortedKeys(ls.members) {
@@ -237,7 +267,7 @@ func (l *leader) sync(w *watches) ([]assign.Action, error) {
 	for _, n := range sortedKeys(known) {
 		if _, ok := ls.members[n]; !ok {
 			step(assign.MemberLeft{Name: n})
-			l.memberGone(n)
+			l.gone = append(l.gone, n)
 		}
 	}
 	for _, n := range sortedKeys(ls.members) {
@@ -322,6 +352,7 @@ func (l *leader) releasedActions(ls liveState) []assign.Action {
 func (l *leader) apply(acts []assign.Action, force bool) error {
 	l.track(acts)
 	if len(acts) == 0 && !force {
+		l.countGone()
 		return nil
 	}
 	var ops []any
@@ -365,12 +396,23 @@ func (l *leader) apply(acts []assign.Action, force bool) error {
 		ops = ops[n:]
 	}
 	if len(acts) > 0 {
-		l.log.Info("assignment written", "epoch", l.mach.Epoch(), "actions", len(acts))
+		l.log.Info("assignment written", "epoch", l.mach.Epoch(), "actions", len(acts), "took", time.Since(l.woke).Round(time.Millisecond))
 	}
+	l.countGone()
 	if l.onChange != nil {
 		l.onChange()
 	}
 	return nil
+}
+
+// countGone counts the losses of the members seen gone since the last
+// write (a read of left/<name> each). It runs after the grants are
+// written: it is not on the failover's path.
+func (l *leader) countGone() {
+	for _, n := range l.gone {
+		l.memberGone(n)
+	}
+	l.gone = l.gone[:0]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,7 @@ type Member struct {
 	configV      int    // pushed config version applied (0: the local file)
 	configErr    string // why the newest version was rejected
 	lastAssign   Assignment
+	assignRaw    []byte        // the assignment znode's data lastAssign was parsed from
 	rebalances   atomic.Uint64 // assignment epochs seen change (dbus_cluster_rebalances_total)
 	losses       atomic.Uint64 // members lost while this member led (dbus_cluster_member_losses_total)
 	liveMembers  atomic.Int64  // live members the leader read last (while this member leads)
@@ -461,11 +463,17 @@ func (m *Member) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read assignment: %w", err)
 	}
-	var a Assignment
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, &a); err != nil {
-			return fmt.Errorf("assignment znode holds invalid JSON: %w", err)
+	// Parsed again only when it changed: the loop syncs on every wake
+	// and poll, and the summary of 200 resources is ~15 KB of JSON.
+	a := m.lastAssign
+	if m.assignRaw == nil || !bytes.Equal(data, m.assignRaw) {
+		a = Assignment{}
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &a); err != nil {
+				return fmt.Errorf("assignment znode holds invalid JSON: %w", err)
+			}
 		}
+		m.assignRaw = append(make([]byte, 0, len(data)), data...)
 	}
 	m.noteAssignment(&a)
 	want := map[string]uint64{}

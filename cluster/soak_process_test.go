@@ -166,8 +166,8 @@ func TestClusterProcessFailoverSoak(t *testing.T) {
 			t.Fatalf("kill %d (%s, %d resources) at %s: not settled within %s: %s", k+1, victim.name, had, killed.Format("15:04:05.000"), 4*limit, why)
 		}
 		worst = max(worst, took)
-		t.Logf("kill -9 %s (%d of %d resources): its session gone after %s, every resource on exactly one live member after %s (bound %s)",
-			victim.name, had, resources, gone.Round(time.Millisecond), took.Round(time.Millisecond), limit)
+		t.Logf("kill -9 %s (%d of %d resources): its session gone after %s, every resource on exactly one live member after %s (bound %s); %s",
+			victim.name, had, resources, gone.Round(time.Millisecond), took.Round(time.Millisecond), limit, failoverTimeline(procs, victim, killed))
 		if took > limit {
 			t.Errorf("kill %d (%s): took %s, more than session timeout %s + %s", k+1, victim.name, took.Round(time.Millisecond), session, testenv.Scaled(time.Second))
 		}
@@ -180,6 +180,59 @@ func TestClusterProcessFailoverSoak(t *testing.T) {
 		}
 	}
 	t.Logf("%d members x %d resources, %d kills, session %s: worst failover %s (bound %s)", members, resources, kills, session, worst.Round(time.Millisecond), limit)
+}
+
+// failoverTimeline says, from the members' logs, when (after killed) a
+// leader was elected, the first assignment was written (with the
+// leader's took: from its wake to the write) and the last resource
+// started: where the leader's and the members' part of a failover goes.
+func failoverTimeline(procs []*proc, victim *proc, killed time.Time) string {
+	var out []string
+	first := map[string]time.Time{}
+	var lastStart time.Time
+	var written string
+	for _, p := range procs {
+		if p == victim {
+			continue
+		}
+		b, _ := os.ReadFile(p.log)
+		for _, l := range strings.Split(string(b), "\n") {
+			ts, _, ok := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+			if !ok {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil || !at.After(killed) {
+				continue
+			}
+			for _, what := range []string{"cluster leader elected", "assignment written", "resource starting"} {
+				if !strings.Contains(l, what) {
+					continue
+				}
+				if f, ok := first[what]; !ok || at.Before(f) {
+					first[what] = at
+					if what == "assignment written" {
+						written = l
+					}
+				}
+				if what == "resource starting" && at.After(lastStart) {
+					lastStart = at
+				}
+			}
+		}
+	}
+	for _, what := range []string{"cluster leader elected", "assignment written"} {
+		if at, ok := first[what]; ok {
+			out = append(out, fmt.Sprintf("%s at %s", what, at.Sub(killed).Round(time.Millisecond)))
+		}
+	}
+	if i := strings.Index(written, " took="); i >= 0 {
+		out = append(out, "leader's "+strings.Fields(written[i:])[0])
+	}
+	if !lastStart.IsZero() {
+		out = append(out, fmt.Sprintf("last resource starting at %s", lastStart.Sub(killed).Round(time.Millisecond)))
+	}
+	return strings.Join(out, ", ")
 }
 
 func mustMembers(t *testing.T, pc *procCluster) []MemberStatus {

@@ -257,3 +257,42 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// readWidth bounds the ZooKeeper reads one caller has in flight at once
+// (forEachParallel): go-zookeeper pipelines concurrent requests on its
+// connection, so N reads cost about one round trip instead of N.
+const readWidth = 32
+
+// forEachParallel calls f(0..n-1) from at most readWidth goroutines and
+// returns the error of the lowest index that failed (nil if none).
+func forEachParallel(n int, f func(i int) error) error {
+	if n <= 1 {
+		if n == 1 {
+			return f(0)
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, readWidth) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
