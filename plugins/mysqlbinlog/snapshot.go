@@ -135,6 +135,17 @@ type chunk struct {
 	done      bool             // the table has no row after this chunk
 	tooBig    bool             // a table without key did not fit chunk_bytes
 	schemaChg bool             // the table changed between the watermarks
+
+	// A chunk being read: the reader goroutine (fill) owns arena, rows,
+	// last, done, tooBig and err until it closes ready; the Run goroutine
+	// collects it (collect) before it reads them. Keys the stream drops
+	// meanwhile wait in pend (Run goroutine only).
+	ready   chan struct{} // nil: complete
+	atReady chan struct{} // position mode: nil once at is known
+	err     error
+	what    string // the statement that failed
+	pend    []byte
+	pendS   []span
 }
 
 // tableProgress is what the admin API, /metrics and the log show.
@@ -171,6 +182,8 @@ type snapshotter struct {
 	planAfter []string
 	planCur   *snapTable
 	free      []*chunk // buffers of emitted chunks, reused
+	busy      *chunk   // the chunk the reader goroutine fills (it owns conn meanwhile)
+	emitted   uint64   // chunks emitted or dropped (idle: progress was made)
 	posMode   bool     // MariaDB consistent-snapshot positions, no watermark writes
 	sigReady  bool     // the signal table was created on this connection
 	seenFile  string   // position mode: end of the last event the stream handled
@@ -223,6 +236,7 @@ func (s *snapshotter) reset(st *snapState, log *slog.Logger, mariadb bool) {
 // state (after a restart, a reconnect at another position, a chunk that
 // must be read again).
 func (s *snapshotter) resetPlan() {
+	s.settle()
 	for _, w := range s.ahead {
 		s.free = append(s.free, w)
 	}
@@ -242,6 +256,7 @@ func (s *snapshotter) open() *chunk {
 }
 
 func (s *snapshotter) closeConn() {
+	s.settle()
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
@@ -375,6 +390,11 @@ func (s *snapshotter) sqlError(what string, err error) error {
 // connection returns the query connection, opening it (and the signal
 // table) on first use.
 func (s *snapshotter) connection(ctx context.Context) (*client.Conn, error) {
+	if s.busy != nil {
+		if err := s.collect(s.busy); err != nil {
+			return nil, err
+		}
+	}
 	if s.conn != nil {
 		return s.conn, nil
 	}
@@ -415,17 +435,26 @@ func (s *snapshotter) ensureSignal(c *client.Conn) error {
 
 // watermark writes a watermark value into the signal table.
 func (s *snapshotter) watermark(c *client.Conn, wm string) error {
-	q := "INSERT INTO " + quoteID(s.sigDB) + "." + quoteID(s.sigName) + " (id, wm) VALUES (" +
-		strconv.FormatUint(uint64(s.cfg.ServerID), 10) + ", '" + wm + "') ON DUPLICATE KEY UPDATE wm = VALUES(wm)"
-	if _, err := c.Execute(q); err != nil {
-		if me := myError(err); me != nil {
-			return fatal("snapshot: cannot write the watermark into %s on %s: %v (GRANT INSERT, UPDATE ON %s TO '%s')",
-				s.cfg.SnapshotSignalTable, s.cfg.Addr, me.Message, s.cfg.SnapshotSignalTable, s.cfg.User)
-		}
-		s.closeConn()
-		return fmt.Errorf("snapshot: watermark on %s: %w", s.cfg.Addr, err)
+	if _, err := c.Execute(s.watermarkQuery(wm)); err != nil {
+		return s.watermarkError(err)
 	}
 	return nil
+}
+
+// watermarkQuery is the statement that writes watermark wm (it starts
+// with "INSERT INTO ").
+func (s *snapshotter) watermarkQuery(wm string) string {
+	return "INSERT INTO " + quoteID(s.sigDB) + "." + quoteID(s.sigName) + " (id, wm) VALUES (" +
+		strconv.FormatUint(uint64(s.cfg.ServerID), 10) + ", '" + wm + "') ON DUPLICATE KEY UPDATE wm = VALUES(wm)"
+}
+
+func (s *snapshotter) watermarkError(err error) error {
+	if me := myError(err); me != nil {
+		return fatal("snapshot: cannot write the watermark into %s on %s: %v (GRANT INSERT, UPDATE ON %s TO '%s')",
+			s.cfg.SnapshotSignalTable, s.cfg.Addr, me.Message, s.cfg.SnapshotSignalTable, s.cfg.User)
+	}
+	s.closeConn()
+	return fmt.Errorf("snapshot: watermark on %s: %w", s.cfg.Addr, err)
 }
 
 // takeRequests moves ad hoc requests into the state.
@@ -448,7 +477,17 @@ func (s *snapshotter) takeRequests() {
 // are queued. It runs in the stream loop, before each event.
 func (s *snapshotter) step(ctx context.Context) error {
 	s.takeRequests()
-	for len(s.ahead) < snapAhead && s.planTi < len(s.state.Tables) {
+	if w := s.busy; w != nil {
+		select {
+		case <-w.ready:
+			if err := s.collect(w); err != nil {
+				return err
+			}
+		default:
+			return nil // the reader still has the connection
+		}
+	}
+	for s.busy == nil && len(s.ahead) < snapAhead && s.planTi < len(s.state.Tables) {
 		if s.planCur == nil {
 			name := s.state.Tables[s.planTi]
 			st, err := s.loadTable(ctx, name)
@@ -532,16 +571,86 @@ func (s *snapshotter) readChunk(ctx context.Context) error {
 	} else {
 		w = &chunk{}
 	}
-	*w = chunk{st: st, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0], low: s.lastW}
+	*w = chunk{st: st, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0], pend: w.pend[:0], pendS: w.pendS[:0], low: s.lastW}
 	if st.gone {
 		w.done = true
 		return s.endChunk(c, w)
 	}
-	if err := s.selectChunk(c, w); err != nil {
-		s.free = append(s.free, w)
-		return err
+	// The reader selects the rows, then writes the high watermark; the
+	// chunk is in ahead from now on, so the stream drops the keys it
+	// changes from the window (into pend until the rows are in).
+	w.high = s.nextWatermark()
+	s.lastW = w.high
+	s.launch(c, w, nil, s.watermarkQuery(w.high), false, "read chunk of "+st.db+"."+st.name)
+	return nil
+}
+
+// launch hands the connection to a reader goroutine that runs head (if
+// any), fills w by its chunk query, then runs tail (always, or only if
+// the read succeeded). w joins ahead at once; the plan moves on when it
+// is collected.
+func (s *snapshotter) launch(c *client.Conn, w *chunk, head func() error, tail string, always bool, what string) {
+	q := s.chunkQuery(w.st, s.planAfter)
+	ready := make(chan struct{})
+	w.ready, w.err, w.what = ready, nil, what
+	s.busy = w
+	s.ahead = append(s.ahead, w)
+	go func() {
+		defer close(ready)
+		var err error
+		if head != nil {
+			err = head()
+		}
+		if err == nil {
+			err = s.selectRows(c, w, q)
+		}
+		if err == nil || always {
+			if _, terr := c.Execute(tail); err == nil && terr != nil {
+				err = terr
+				w.what = tail
+			}
+		}
+		w.err = err
+	}()
+}
+
+// collect waits for the reader to finish w (s.busy), takes the
+// connection back, applies the keys the stream dropped meanwhile and
+// moves the plan on.
+func (s *snapshotter) collect(w *chunk) error {
+	<-w.ready
+	w.ready, w.atReady, s.busy = nil, nil, nil
+	if err := w.err; err != nil {
+		what := w.what
+		s.resetPlan() // w goes back to free
+		if strings.HasPrefix(what, "INSERT INTO ") {
+			return s.watermarkError(err)
+		}
+		return s.sqlError(what, err)
 	}
-	return s.endChunk(c, w)
+	for _, sp := range w.pendS {
+		s.dropKey(w, w.pend[sp.off:sp.off+sp.n])
+	}
+	w.pend, w.pendS = w.pend[:0], w.pendS[:0]
+	s.advance(w)
+	return nil
+}
+
+// settle waits for the reader goroutine, if any, and forgets its chunk's
+// outcome (the plan is reset or the connection closed after it).
+func (s *snapshotter) settle() {
+	if w := s.busy; w != nil {
+		<-w.ready
+		w.ready, w.atReady, s.busy = nil, nil, nil
+	}
+}
+
+// await makes sure w's rows are in (it is collected).
+func (s *snapshotter) await(w *chunk) error {
+	if w.ready != nil && s.busy == w {
+		return s.collect(w)
+	}
+	return nil
 }
 
 // newChunk returns an empty chunk of the planned table.
@@ -552,7 +661,7 @@ func (s *snapshotter) newChunk() *chunk {
 	} else {
 		w = &chunk{}
 	}
-	*w = chunk{st: s.planCur, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0]}
+	*w = chunk{st: s.planCur, arena: w.arena[:0], rows: w.rows[:0], last: w.last[:0], pend: w.pend[:0], pendS: w.pendS[:0]}
 	return w
 }
 
@@ -565,9 +674,25 @@ func (s *snapshotter) readChunkAt(c *client.Conn) error {
 		s.planned(w)
 		return nil
 	}
+	// The reader opens the consistent snapshot and publishes its binlog
+	// position (w.at, by closing atReady), then selects and commits while
+	// the stream goes on. The stream handles no event before the position
+	// is known (beforeEvent), and the chunk is emitted when the stream
+	// reaches it, after the reader is done.
+	atReady := make(chan struct{})
+	w.atReady = atReady
+	s.launch(c, w, func() error {
+		defer close(atReady)
+		return openSnapshot(c, w)
+	}, "COMMIT", true, "read chunk of "+w.st.db+"."+w.st.name+" in a consistent snapshot")
+	return nil
+}
+
+// openSnapshot starts a consistent snapshot on c and notes its binlog
+// position in w.at (reader goroutine).
+func openSnapshot(c *client.Conn, w *chunk) error {
 	if _, err := c.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
-		s.free = append(s.free, w)
-		return s.sqlError("start a consistent snapshot", err)
+		return err
 	}
 	r, err := c.Execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
 	if err == nil {
@@ -586,25 +711,25 @@ func (s *snapshotter) readChunkAt(c *client.Conn) error {
 			err = fmt.Errorf("binlog_snapshot_file/_position are empty")
 		}
 	}
-	if err == nil {
-		err = s.selectChunk(c, w)
-	}
-	if _, cerr := c.Execute("COMMIT"); err == nil && cerr != nil {
-		err = cerr
-	}
 	if err != nil {
-		s.free = append(s.free, w)
-		return s.sqlError("read chunk of "+w.st.db+"."+w.st.name+" in a consistent snapshot", err)
+		w.at = Position{}
 	}
-	s.planned(w)
-	return nil
+	return err
 }
 
-// selectChunk reads w's rows after the plan's last key.
-func (s *snapshotter) selectChunk(c *client.Conn, w *chunk) error {
+// awaitPos waits until w's read-view position is known (position mode).
+func (s *snapshotter) awaitPos(w *chunk) {
+	if w.atReady != nil {
+		<-w.atReady
+		w.atReady = nil
+	}
+}
+
+// selectRows reads w's rows by q (in the reader goroutine: it touches
+// only w and the connection).
+func (s *snapshotter) selectRows(c *client.Conn, w *chunk, q string) error {
 	st := w.st
 	var err error
-	q := s.chunkQuery(st, s.planAfter)
 	var res mysql.Result
 	row := &snapRow{}
 	limit := s.cfg.SnapshotChunkRows
@@ -617,24 +742,9 @@ func (s *snapshotter) selectChunk(c *client.Conn, w *chunk) error {
 			return nil
 		}
 		row.vals = vals
-		var r chunkRow
-		at := len(w.arena)
-		var err error
-		if w.arena, err = appendKey(w.arena, st.t, row, s.cfg.MaskValue); err != nil {
-			return fmt.Errorf("cannot encode the key of a row of %s.%s: %v", st.db, st.name, err)
+		if err := s.addRow(w, row); err != nil {
+			return err
 		}
-		r.key = span{int32(at), int32(len(w.arena) - at)}
-		at = len(w.arena)
-		if w.arena, err = appendRowBody(w.arena, nil, st.t, (*snapRow)(nil), row, s.cfg.MaskValue); err != nil {
-			return fmt.Errorf("cannot encode row of %s.%s: %v", st.db, st.name, err)
-		}
-		r.body = span{int32(at), int32(len(w.arena) - at)}
-		if st.key != nil {
-			at = len(w.arena)
-			w.arena = appendCKey(w.arena, st.t, row, st.key, s.cfg.MaskValue)
-			r.ckey = span{int32(at), int32(len(w.arena) - at)}
-		}
-		w.rows = append(w.rows, r)
 		if st.key != nil && maxBytes > 0 && len(w.arena) >= maxBytes {
 			full = true // the next chunk starts after this row
 		} else if st.key == nil && maxBytes > 0 && len(w.arena) >= maxBytes {
@@ -646,9 +756,33 @@ func (s *snapshotter) selectChunk(c *client.Conn, w *chunk) error {
 		return nil
 	}, nil)
 	if err != nil {
-		return s.sqlError("read chunk of "+st.db+"."+st.name, err)
+		return err
 	}
 	w.done = st.key == nil || n < limit && !full
+	return nil
+}
+
+// addRow encodes row (key, payload body, chunk key) into w's arena.
+func (s *snapshotter) addRow(w *chunk, row *snapRow) error {
+	st := w.st
+	var r chunkRow
+	at := len(w.arena)
+	var err error
+	if w.arena, err = appendKey(w.arena, st.t, row, s.cfg.MaskValue); err != nil {
+		return fmt.Errorf("cannot encode the key of a row of %s.%s: %v", st.db, st.name, err)
+	}
+	r.key = span{int32(at), int32(len(w.arena) - at)}
+	at = len(w.arena)
+	if w.arena, err = appendRowBody(w.arena, nil, st.t, (*snapRow)(nil), row, s.cfg.MaskValue); err != nil {
+		return fmt.Errorf("cannot encode row of %s.%s: %v", st.db, st.name, err)
+	}
+	r.body = span{int32(at), int32(len(w.arena) - at)}
+	if st.key != nil {
+		at = len(w.arena)
+		w.arena = appendCKey(w.arena, st.t, row, st.key, s.cfg.MaskValue)
+		r.ckey = span{int32(at), int32(len(w.arena) - at)}
+	}
+	w.rows = append(w.rows, r)
 	return nil
 }
 
@@ -667,6 +801,11 @@ func (s *snapshotter) endChunk(c *client.Conn, w *chunk) error {
 // planned appends w to the chunks read ahead and moves the plan on.
 func (s *snapshotter) planned(w *chunk) {
 	s.ahead = append(s.ahead, w)
+	s.advance(w)
+}
+
+// advance moves the plan after w.
+func (s *snapshotter) advance(w *chunk) {
 	if w.done {
 		s.planTi++
 		s.planAfter = s.planAfter[:0]
@@ -1103,6 +1242,16 @@ func (s *snapshotter) outPacket(db, table, kind string, key []byte) {
 
 func (s *snapshotter) drop(w *chunk, k []byte) {
 	s.ckey = k
+	if w.ready != nil { // the rows are not in yet: collect drops it
+		w.pendS = append(w.pendS, span{int32(len(w.pend)), int32(len(k))})
+		w.pend = append(w.pend, k...)
+		return
+	}
+	s.dropKey(w, k)
+}
+
+// dropKey marks the row of w with chunk key k dropped.
+func (s *snapshotter) dropKey(w *chunk, k []byte) {
 	if w.index == nil {
 		w.index = make(map[string]int32, len(w.rows))
 		for i := range w.rows {
@@ -1165,6 +1314,10 @@ func (s *snapshotter) closeChunk(r *runSink, d *decoder) error {
 // emitChunk emits ahead[0] with source src at offset.
 func (s *snapshotter) emitChunk(r *runSink, src *rowSource, offset int64) error {
 	w := s.ahead[0]
+	if err := s.await(w); err != nil {
+		return err
+	}
+	s.emitted++
 	st := w.st
 	name := st.db + "." + st.name
 	if w.schemaChg {
@@ -1180,7 +1333,13 @@ func (s *snapshotter) emitChunk(r *runSink, src *rowSource, offset int64) error 
 		return nil
 	}
 	s.ahead = append(s.ahead[:0], s.ahead[1:]...)
-	s.free = append(s.free, w) // reused by readChunk only: w stays valid here
+	// The reader reads the next chunk while w is emitted. Signal-table
+	// mode: its low watermark is w's high one, which the stream is at
+	// (signal marks it seen after this), so it needs no write of its own.
+	if err := s.step(r.ctx); err != nil {
+		return err
+	}
+	defer func() { s.free = append(s.free, w) }() // after the emission
 	if len(s.ahead) == 0 {
 		s.lastW = "" // seen: the next chunk needs a fresh low watermark
 	}
@@ -1400,6 +1559,9 @@ func (s *snapshotter) beforeEvent(r *runSink, d *decoder, h *replication.EventHe
 	if !s.posMode || h.LogPos == 0 {
 		return nil
 	}
+	if s.busy != nil {
+		s.awaitPos(s.busy) // the chunk being read may start before this event
+	}
 	start := h.LogPos - h.EventSize
 	if h.LogPos < h.EventSize {
 		start = h.LogPos
@@ -1425,17 +1587,23 @@ func (s *snapshotter) idle(r *runSink, d *decoder) (bool, error) {
 	if file == "" || d.commitFile != "" && comparePos(d.commitFile, d.commitPos, file, pos) > 0 {
 		file, pos = d.commitFile, d.commitPos
 	}
-	n := len(s.ahead)
+	n := s.emitted
 	err := s.reached(r, d, file, pos)
-	return len(s.ahead) < n, err
+	return s.emitted != n, err
 }
 
 // reached emits the chunks read at or before file:pos (position mode),
 // then marks the stream's last boundary with the new progress.
 func (s *snapshotter) reached(r *runSink, d *decoder, file string, pos uint32) error {
+	// Only the chunks in ahead now: emitChunk reads the next ones, and
+	// the stream's boundary marks the progress between.
 	n := 0
-	for len(s.ahead) > 0 && file != "" && comparePos(file, pos, s.ahead[0].at.File, s.ahead[0].at.Pos) >= 0 {
+	for todo := len(s.ahead); todo > 0 && len(s.ahead) > 0 && file != ""; todo-- {
 		w := s.ahead[0]
+		s.awaitPos(w)
+		if comparePos(file, pos, w.at.File, w.at.Pos) < 0 {
+			break
+		}
 		src := rowSource{file: w.at.File, pos: w.at.Pos, serverID: d.src.serverID, tsMs: time.Now().UnixMilli()}
 		if err := s.emitChunk(r, &src, w.at.Offset()); err != nil {
 			return err
