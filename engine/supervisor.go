@@ -439,25 +439,13 @@ type Edge struct {
 	Kind string `json:"kind"` // "match" or "dead_letter"
 }
 
-// Graph returns the running DAG's edges.
+// Graph returns the running DAG's edges, sorted by From then To.
 func (s *Supervisor) Graph() []Edge {
 	var out []Edge
 	for _, e := range s.Engines() {
-		for _, n := range e.g.nodes {
-			for _, d := range n.down {
-				out = append(out, Edge{From: n.name(), To: d.name(), Kind: "match"})
-			}
-			if n.dlq != nil {
-				out = append(out, Edge{From: n.name(), To: n.dlq.name(), Kind: "dead_letter"})
-			}
-		}
+		out = e.appendEdges(out)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].From != out[j].From {
-			return out[i].From < out[j].From
-		}
-		return out[i].To < out[j].To
-	})
+	sortEdges(out)
 	return out
 }
 

@@ -7,8 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -236,11 +237,9 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		}
 		return out(cps, func(w *tabwriter.Writer) {
 			fmt.Fprintln(w, "RESOURCE\tSTREAM\tOFFSET\tTOKEN\tBY\tEPOCH\tTIME")
-			for _, id := range sortedKeys(cps) {
+			for _, id := range slices.Sorted(maps.Keys(cps)) {
 				rec := cps[id]
-				keys := sortedKeys(rec.Checkpoints)
-				sort.Strings(keys)
-				for _, k := range keys {
+				for _, k := range slices.Sorted(maps.Keys(rec.Checkpoints)) {
 					cp := rec.Checkpoints[k]
 					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", id, k, cp.Offset, cp.Token, rec.Member, rec.Epoch, rec.Time.Format(time.RFC3339))
 				}
@@ -312,16 +311,6 @@ func oneLine(s string, n int) string {
 		s = s[:n-3] + "..."
 	}
 	return s
-}
-
-// sortedKeys returns m's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // clusterJSON renders v for -json.
