@@ -682,7 +682,7 @@ func (e *Engine) commit(ctx context.Context) error {
 		}
 	}
 	for _, c := range e.statefulFilters() {
-		if in := c.stats.in.Load(); in != c.savedIn {
+		if in := c.processed.Load(); in != c.savedIn {
 			data, err := c.f.(Stateful).SaveState()
 			if err != nil {
 				e.log.Error("filter state not saved", "filter", c.n.name(), "err", err)

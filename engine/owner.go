@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/dbus-project/dbus/pack"
@@ -115,7 +116,12 @@ type chain struct {
 	stats *NodeStats
 	// panics counts consecutive panics, for the restart backoff.
 	panics int
-	// savedIn is the packet count at the last state save (commit
+	// processed counts the packets Process has returned from: a state
+	// saved after reading it covers them (stats.in counts a batch before
+	// it is processed, so a save keyed on it could miss the batch's
+	// effect and never be repeated).
+	processed atomic.Uint64
+	// savedIn is the processed count at the last state save (commit
 	// goroutine only).
 	savedIn uint64
 }
@@ -126,6 +132,7 @@ func (c *chain) process(batch []*pack.Packet) {
 	for i := 0; i < len(batch); {
 		i = c.processFrom(batch, i)
 	}
+	c.processed.Add(uint64(len(batch)))
 	c.flushOut()
 }
 
