@@ -333,3 +333,16 @@ func ciScript(t testing.TB, env []string, args ...string) string {
 	}
 	return string(out)
 }
+
+// buildDbusd builds ./cmd/dbusd of the repository at root into dir and
+// returns the binary's path (the kill -9 tests run it as a process).
+func buildDbusd(t testing.TB, root, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "dbusd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/dbusd")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build dbusd: %v\n%s", err, out)
+	}
+	return bin
+}

@@ -36,12 +36,7 @@ func TestBinlogKillDbusdDuringLoad(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dbusd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dbusd")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build dbusd: %v\n%s", err, out)
-	}
+	bin := buildDbusd(t, root, dir)
 	topic := d.name + ".kk"
 	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
 	if err != nil {

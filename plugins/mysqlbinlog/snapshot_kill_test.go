@@ -41,12 +41,7 @@ func TestBinlogSnapshotKill9(t *testing.T) {
 	}
 	root, _ := filepath.Abs("../..")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dbusd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dbusd")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build dbusd: %v\n%s", err, out)
-	}
+	bin := buildDbusd(t, root, dir)
 	fillSnapTable(t, d, "big", rows)
 	l := startLoad(t, d, "big", rows+rows/10)
 	loadDone := false
